@@ -79,9 +79,9 @@ pub enum VerifyError {
     #[error("report data mismatch: expected {expected}, found {found}")]
     ReportDataMismatch {
         /// The report data the caller required.
-        expected: ReportData,
+        expected: Box<ReportData>,
         /// The report data in the evidence.
-        found: ReportData,
+        found: Box<ReportData>,
     },
     /// The vendor collateral rejects the platform (no matching TCB level, ...).
     #[error("collateral check failed: {0}")]
@@ -97,9 +97,13 @@ pub enum VerifyError {
     NoVerifier(Tee),
 }
 
+/// Joins a detail to a message: "... does not verify with VCEK: ..." reads
+/// on when the detail starts with "with", else it follows a colon.
 fn with_detail(detail: &str) -> String {
     if detail.is_empty() {
         String::new()
+    } else if detail.starts_with("with ") {
+        format!(" {detail}")
     } else {
         format!(": {detail}")
     }

@@ -108,8 +108,8 @@ pub fn check_report_data(claims: &Claims, expected: &ReportData) -> Result<(), V
     // Report data is public; a plain comparison leaks nothing.
     if claims.report_data != *expected {
         return Err(VerifyError::ReportDataMismatch {
-            expected: *expected,
-            found: claims.report_data,
+            expected: Box::new(*expected),
+            found: Box::new(claims.report_data),
         });
     }
     Ok(())

@@ -5,8 +5,11 @@
 //! serves `outblob` through a FIFO, so the quote is produced only after the
 //! provider has written `inblob`, as in the real interface.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,8 +18,8 @@ use std::time::Duration;
 
 use veil_attest::{Endorsement, ReportData, Tee};
 use veil_provider::{
-    detect, parse_snp_cert_table, provider, GramineProvider, ProviderChoice, ProviderConfig,
-    ProviderError, TsmProvider,
+    detect, parse_snp_cert_table, provider, EvidenceProvider, GramineProvider, ProviderChoice,
+    ProviderConfig, ProviderError, TsmProvider,
 };
 
 fn testdata(name: &str) -> Vec<u8> {
@@ -64,12 +67,22 @@ impl FakeTsm {
                     fs::write(path.join("auxblob"), &auxblob).unwrap();
                     mkfifo(&path.join("outblob"));
                     fs::write(path.join("inblob"), b"").unwrap();
-                    // Opening the FIFO for writing blocks until the provider
-                    // reads outblob, which it does after writing inblob.
-                    let mut out = fs::OpenOptions::new()
-                        .write(true)
-                        .open(path.join("outblob"))
-                        .unwrap();
+                    // The FIFO opens for writing only once the provider
+                    // opens outblob for reading, which it does after writing
+                    // inblob. Poll without blocking so a provider that gives
+                    // up early (wrong TEE) does not hang the fake.
+                    let mut out = loop {
+                        match fs::OpenOptions::new()
+                            .write(true)
+                            .custom_flags(libc::O_NONBLOCK)
+                            .open(path.join("outblob"))
+                        {
+                            Ok(f) => break Some(f),
+                            Err(_) if stop2.load(Ordering::Relaxed) => break None,
+                            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                        }
+                    };
+                    let Some(out) = out.as_mut() else { return };
                     seen2
                         .lock()
                         .unwrap()
