@@ -81,9 +81,8 @@
 //! mrconfigid, mrowner, mrownerconfig}, `signer` = None (MRSIGNER_SEAM signs
 //! the TDX module, not the TD's code; pinning it would accept every TD on that
 //! module; it is in `tee_claims`), `svn` = None. Both: `tcb_status` and
-//! `advisories` exactly as dcap-qvl reports them (its TD 1.5
-//! `TDRelaunchAdvised[ConfigurationNeeded]`, which Veil's `TcbStatus` lacks,
-//! become `OutOfDate[ConfigurationNeeded]`), `report_data`, `platform_id` =
+//! `advisories` exactly as dcap-qvl reports them (including TD 1.5's
+//! `TDRelaunchAdvised[ConfigurationNeeded]`), `report_data`, `platform_id` =
 //! the PPID when the PCK certificate carries one, and every report field in
 //! `tee_claims` with the FMSPC and the separate platform and QE statuses.
 //!

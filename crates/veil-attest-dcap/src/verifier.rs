@@ -175,18 +175,6 @@ impl Core {
     }
 }
 
-/// Veil's TCB status for dcap-qvl's spelling. dcap-qvl's two TD 1.5
-/// relaunch statuses, which Veil's [`TcbStatus`] does not name, become the
-/// out-of-date status they start from: the TD was launched on an out-of-date
-/// TCB and Intel advises relaunching it.
-fn tcb_status(s: &str) -> Option<TcbStatus> {
-    TcbStatus::parse(s).or(match s {
-        "TDRelaunchAdvised" => Some(TcbStatus::OutOfDate),
-        "TDRelaunchAdvisedConfigurationNeeded" => Some(TcbStatus::OutOfDateConfigurationNeeded),
-        _ => None,
-    })
-}
-
 /// Claims from a report dcap-qvl verified.
 fn claims(
     tee: Tee,
@@ -195,14 +183,14 @@ fn claims(
     fmspc: [u8; 6],
     at: Time,
 ) -> Result<Claims, VerifyError> {
-    let status = tcb_status(&report.status).ok_or_else(|| {
+    let status = TcbStatus::parse(&report.status).ok_or_else(|| {
         VerifyError::Collateral(format!(
             "dcap-qvl returned TCB status {:?}, which Veil does not know",
             report.status
         ))
     })?;
-    let platform_tcb_status = tcb_status(&report.platform_status.status.to_string());
-    let qe_tcb_status = tcb_status(&report.qe_status.status.to_string());
+    let platform_tcb_status = TcbStatus::parse(&report.platform_status.status.to_string());
+    let qe_tcb_status = TcbStatus::parse(&report.qe_status.status.to_string());
     // Claims come from the report dcap-qvl verified, not from our own parse.
     let body = quote::body_of(&report.report, what(tee))?;
     let platform_id = (!report.ppid.is_empty()).then(|| report.ppid.clone());
@@ -405,14 +393,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn relaunch_statuses_map_to_out_of_date() {
-        assert_eq!(tcb_status("UpToDate"), Some(TcbStatus::UpToDate));
-        assert_eq!(tcb_status("TDRelaunchAdvised"), Some(TcbStatus::OutOfDate));
+    fn statuses_are_reported_as_intel_spells_them() {
+        assert_eq!(TcbStatus::parse("UpToDate"), Some(TcbStatus::UpToDate));
         assert_eq!(
-            tcb_status("TDRelaunchAdvisedConfigurationNeeded"),
-            Some(TcbStatus::OutOfDateConfigurationNeeded)
+            TcbStatus::parse("TDRelaunchAdvised"),
+            Some(TcbStatus::TDRelaunchAdvised)
         );
-        assert_eq!(tcb_status("Bogus"), None);
+        assert_eq!(
+            TcbStatus::parse("TDRelaunchAdvisedConfigurationNeeded"),
+            Some(TcbStatus::TDRelaunchAdvisedConfigurationNeeded)
+        );
+        assert_eq!(TcbStatus::parse("Bogus"), None);
     }
 
     #[test]

@@ -78,6 +78,11 @@ pub enum TcbStatus {
     OutOfDate,
     /// Out of date, and configuration is needed.
     OutOfDateConfigurationNeeded,
+    /// TDX 1.5: the TD was launched on an out-of-date TCB that has since been
+    /// updated; Intel advises relaunching it.
+    TDRelaunchAdvised,
+    /// As `TDRelaunchAdvised`, and configuration is needed.
+    TDRelaunchAdvisedConfigurationNeeded,
     /// The platform keys are revoked.
     Revoked,
     /// The TEE has no vendor TCB status.
@@ -94,6 +99,10 @@ impl TcbStatus {
             TcbStatus::ConfigurationAndSWHardeningNeeded => "ConfigurationAndSWHardeningNeeded",
             TcbStatus::OutOfDate => "OutOfDate",
             TcbStatus::OutOfDateConfigurationNeeded => "OutOfDateConfigurationNeeded",
+            TcbStatus::TDRelaunchAdvised => "TDRelaunchAdvised",
+            TcbStatus::TDRelaunchAdvisedConfigurationNeeded => {
+                "TDRelaunchAdvisedConfigurationNeeded"
+            }
             TcbStatus::Revoked => "Revoked",
             TcbStatus::NotApplicable => "NotApplicable",
         }
@@ -108,6 +117,8 @@ impl TcbStatus {
             TcbStatus::ConfigurationAndSWHardeningNeeded,
             TcbStatus::OutOfDate,
             TcbStatus::OutOfDateConfigurationNeeded,
+            TcbStatus::TDRelaunchAdvised,
+            TcbStatus::TDRelaunchAdvisedConfigurationNeeded,
             TcbStatus::Revoked,
             TcbStatus::NotApplicable,
         ]

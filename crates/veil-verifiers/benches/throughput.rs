@@ -15,7 +15,10 @@ use veil_attest_sim::{SimPlatformKey, SimStatement};
 
 const DCAP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../veil-attest-dcap/testdata/");
 const SNP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../veil-attest-snp/testdata/");
-const NITRO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../veil-attest-nitro/testdata/");
+const NITRO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../veil-attest-nitro/testdata/"
+);
 
 const WARM_UP: Duration = Duration::from_millis(500);
 const MEASURE: Duration = Duration::from_secs(3);
@@ -52,7 +55,9 @@ struct Case {
 
 fn main() {
     if std::env::var_os("RUST_BACKTRACE").is_some() {
-        eprintln!("note: RUST_BACKTRACE is set; run with `env -u RUST_BACKTRACE` for comparable figures");
+        eprintln!(
+            "note: RUST_BACKTRACE is set; run with `env -u RUST_BACKTRACE` for comparable figures"
+        );
     }
     let sim_key = match SimPlatformKey::generate() {
         Ok(k) => k,
@@ -72,21 +77,30 @@ fn main() {
             label: "SGX quote v3 (collateral cached)",
             tee: Tee::Sgx,
             evidence: read(DCAP, "dcapqvl_sgx_quote.bin"),
-            endorsements: vec![Endorsement::DcapCollateral(read(DCAP, "dcapqvl_sgx_quote.collateral.json"))],
+            endorsements: vec![Endorsement::DcapCollateral(read(
+                DCAP,
+                "dcapqvl_sgx_quote.collateral.json",
+            ))],
             at: Time::from_unix(1751624924),
         },
         Case {
             label: "TDX quote v4 (collateral cached)",
             tee: Tee::Tdx,
             evidence: read(DCAP, "dcapqvl_tdx_quote.bin"),
-            endorsements: vec![Endorsement::DcapCollateral(read(DCAP, "dcapqvl_tdx_quote.collateral.json"))],
+            endorsements: vec![Endorsement::DcapCollateral(read(
+                DCAP,
+                "dcapqvl_tdx_quote.collateral.json",
+            ))],
             at: Time::from_unix(1751624655),
         },
         Case {
             label: "SEV-SNP report (VCEK, built-in ARK/ASK)",
             tee: Tee::Snp,
             evidence: read(SNP, "trustee_report_v2.bin"),
-            endorsements: vec![Endorsement::Certificates(vec![read(SNP, "trustee_vcek.der")])],
+            endorsements: vec![Endorsement::Certificates(vec![read(
+                SNP,
+                "trustee_vcek.der",
+            )])],
             at: Time::from_unix(1735689600),
         },
         Case {
@@ -107,7 +121,10 @@ fn main() {
 
     let mut rows = Vec::new();
     for case in &cases {
-        let evidence = Evidence { tee: case.tee, bytes: case.evidence.clone() };
+        let evidence = Evidence {
+            tee: case.tee,
+            bytes: case.evidence.clone(),
+        };
         if let Err(e) = registry.verify(&evidence, &case.endorsements, case.at) {
             panic!("{}: does not verify: {e}", case.label);
         }
@@ -130,16 +147,22 @@ fn main() {
             _ => unreachable!("dcap cases carry collateral"),
         };
         let direct = per_second(|| {
-            let r = dcap_qvl::verify::verify(black_box(&case.evidence), &collateral, case.at.unix());
+            let r =
+                dcap_qvl::verify::verify(black_box(&case.evidence), &collateral, case.at.unix());
             black_box(r.is_ok());
         });
         let veil = rows.iter().find(|r| r.1 == case.tee).map_or(0.0, |r| r.2);
-        println!("{label} dcap_qvl::verify direct {direct:>10.0} /s; Veil/direct = {:.2}x", veil / direct);
+        println!(
+            "{label} dcap_qvl::verify direct {direct:>10.0} /s; Veil/direct = {:.2}x",
+            veil / direct
+        );
         ratios.push((label, veil, direct));
     }
 
     let mut md = String::new();
-    md.push_str("Command: `env -u RUST_BACKTRACE cargo bench -p veil-verifiers --bench throughput` ");
+    md.push_str(
+        "Command: `env -u RUST_BACKTRACE cargo bench -p veil-verifiers --bench throughput` ",
+    );
     md.push_str("(one thread; 0.5 s warm-up, 3 s timed loop per case; written by the bench).\n\n");
     md.push_str("| evidence | verifications/s |\n|---|---|\n");
     for (label, _, rate) in &rows {
@@ -147,9 +170,14 @@ fn main() {
     }
     md.push_str("\nSGX/TDX beside the peer, `dcap_qvl::verify::verify` called directly per quote ");
     md.push_str("(given already-deserialized collateral, which favours it):\n\n");
-    md.push_str("| TEE | Veil (cached collateral) /s | dcap-qvl direct /s | ratio |\n|---|---|---|---|\n");
+    md.push_str(
+        "| TEE | Veil (cached collateral) /s | dcap-qvl direct /s | ratio |\n|---|---|---|---|\n",
+    );
     for (label, veil, direct) in &ratios {
-        md.push_str(&format!("| {label} | {veil:.0} | {direct:.0} | {:.2}x |\n", veil / direct));
+        md.push_str(&format!(
+            "| {label} | {veil:.0} | {direct:.0} | {:.2}x |\n",
+            veil / direct
+        ));
     }
     if std::env::var_os("VEIL_BENCH_NO_WRITE").is_none() {
         write_section("evidence-verify", &md);
@@ -160,7 +188,10 @@ fn main() {
 fn write_section(name: &str, body: &str) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/benchmarks.md");
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let (begin, end) = (format!("<!-- {name}:begin -->"), format!("<!-- {name}:end -->"));
+    let (begin, end) = (
+        format!("<!-- {name}:begin -->"),
+        format!("<!-- {name}:end -->"),
+    );
     let new = match (text.find(&begin), text.find(&end)) {
         (Some(b), Some(e)) if b < e => {
             format!("{}{begin}\n{body}{}", &text[..b], &text[e..])

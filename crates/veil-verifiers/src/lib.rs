@@ -17,7 +17,7 @@ use veil_attest_dcap::{CollateralCache, SgxVerifier, TdxVerifier};
 use veil_attest_nitro::NitroVerifier;
 use veil_attest_sim::SimVerifier;
 use veil_attest_snp::SnpVerifier;
-use veil_ratls::{BindingCheck, ClaimValue, EvidenceFormat, RaTlsCert};
+use veil_ratls::{BindingCheck, ClaimValue, EvidenceFormat};
 
 /// What to configure in a registry.
 #[derive(Debug, Clone, Default)]
@@ -193,7 +193,7 @@ fn show_ratls(bytes: &[u8]) -> Result<Shown, String> {
         tee: Some(cert.tee()),
         fields: json!({
             "format": format_json(cert.format()),
-            "spki_sha256_input_len": cert.spki_der().len(),
+            "spki_sha256": hex::encode(sha256(cert.spki_der())),
             "evidence_len": cert.evidence().len(),
             "report_data": cert.report_data().to_hex(),
             "claims": cert.claims().iter().map(|(k, v)| (k.clone(), claim_json(v))).collect::<serde_json::Map<_, _>>(),
@@ -206,6 +206,11 @@ fn show_ratls(bytes: &[u8]) -> Result<Shown, String> {
         }),
         notes,
     })
+}
+
+fn sha256(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).into()
 }
 
 fn format_json(f: &EvidenceFormat) -> Value {
@@ -238,11 +243,6 @@ fn check_json(c: &BindingCheck) -> Value {
         BindingCheck::NotApplicable => json!("not applicable"),
         _ => json!("other"),
     }
-}
-
-/// Convenience for callers that hold a parsed RA-TLS certificate.
-pub fn ratls_tee(cert: &RaTlsCert) -> Tee {
-    cert.tee()
 }
 
 #[cfg(test)]
