@@ -19,6 +19,204 @@ pub enum Command {
     /// Verify, inspect and collect TEE evidence (quotes, reports, documents).
     #[command(subcommand)]
     Evidence(EvidenceCommand),
+    /// Run, attest and query the Configuration and Attestation Service.
+    #[command(subcommand)]
+    Cas(CasCommand),
+    /// Your client identity (key pair and certificate for mutual TLS).
+    #[command(subcommand)]
+    Identity(IdentityCommand),
+    /// Policies ("sessions") held by the CAS.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Secrets an owner supplies to a session.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// The CAS's tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// Where the CAS is: `--cas URL`, else `$VEIL_CAS`, else the last verified CAS.
+#[derive(Debug, Args, Clone)]
+pub struct CasUrl {
+    /// CAS URL, https://HOST:PORT (default: $VEIL_CAS, else the last `veil cas verify`).
+    #[arg(long = "cas", env = "VEIL_CAS")]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CasCommand {
+    /// Run a CAS (foreground; Ctrl-C or SIGTERM stops it).
+    Serve(CasServeArgs),
+    /// Attest a CAS and pin its certificate for later calls.
+    Verify(CasVerifyArgs),
+    /// Print a CAS's status.
+    Status(CasStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CasServeArgs {
+    /// State directory (store, identity, dev keys); created if missing.
+    #[arg(long)]
+    pub state: PathBuf,
+    /// Address to listen on, e.g. 127.0.0.1:8443 (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: String,
+    /// Development mode: sealing key in a file, sim evidence, sim attestation accepted where policies list it.
+    #[arg(long)]
+    pub dev: bool,
+    /// Also trust this sim platform public key (dev only; repeatable).
+    #[arg(long = "trust-sim-key")]
+    pub trust_sim_keys: Vec<PathBuf>,
+    /// Write "URL FINGERPRINT" to this file once listening (for scripts).
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CasVerifyArgs {
+    /// CAS URL, https://HOST:PORT.
+    pub url: String,
+    /// The measurement the CAS's TEE must have (hex).
+    #[arg(long, conflicts_with = "dev", required_unless_present = "dev")]
+    pub expect_measurement: Option<String>,
+    /// Accept a development CAS attested by the simulated TEE (no protection).
+    #[arg(long)]
+    pub dev: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CasStatusArgs {
+    #[command(flatten)]
+    pub cas: CasUrl,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdentityCommand {
+    /// Make a client key pair and certificate under $VEIL_HOME.
+    Create(IdentityCreateArgs),
+    /// Print your identity's fingerprint (what policies list as owners).
+    Show(IdentityShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdentityCreateArgs {
+    /// A name for the certificate (informational).
+    #[arg(long, default_value = "veil client")]
+    pub name: String,
+    /// Replace an existing identity (the old one is lost).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IdentityShowArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Create or update a session from a policy file.
+    Apply(SessionFileArgs),
+    /// Show a session (secret values are never shown).
+    Get(SessionGetArgs),
+    /// List the sessions you own.
+    List(SessionListArgs),
+    /// Show what applying a policy file would change.
+    Diff(SessionFileArgs),
+    /// Approve a pending update (k-of-n owners).
+    Approve(SessionApproveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SessionFileArgs {
+    /// The policy (YAML).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub cas: CasUrl,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionGetArgs {
+    /// namespace/name
+    pub name: String,
+    #[command(flatten)]
+    pub cas: CasUrl,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionListArgs {
+    #[command(flatten)]
+    pub cas: CasUrl,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionApproveArgs {
+    /// namespace/name
+    pub name: String,
+    /// The hash of the pending update to approve.
+    pub hash: String,
+    #[command(flatten)]
+    pub cas: CasUrl,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Upload a `supplied` secret's value (it can never be read back).
+    Put(SecretPutArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretPutArgs {
+    /// namespace/name
+    pub session: String,
+    /// The secret's name in the policy.
+    pub secret: String,
+    /// Read the value from this file (default: standard input).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub cas: CasUrl,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print audit records.
+    Show(AuditShowArgs),
+    /// Check the whole log: hash chain, signatures, no truncation.
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditShowArgs {
+    /// Only records about this session.
+    #[arg(long)]
+    pub session: Option<String>,
+    #[command(flatten)]
+    pub cas: CasUrl,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    #[command(flatten)]
+    pub cas: CasUrl,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::path::Path;
 
-use sha2::{Digest, Sha384};
 use veil_attest::{check_report_data, Claims, Endorsement, Evidence, ReportData, Tee, Time};
 use veil_provider::{ProviderChoice, ProviderConfig};
 
@@ -221,8 +220,6 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
 
 /// SHA-384 of the running veil executable: what the sim TEE "launched".
 fn own_measurement() -> Result<[u8; 48], Failure> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Failure::Usage(format!("cannot find the veil executable: {e}")))?;
-    let bytes = read_file(&exe)?;
-    Ok(Sha384::digest(&bytes).into())
+    veil_provider::own_measurement()
+        .map_err(|e| Failure::Usage(format!("cannot measure the veil executable: {e}")))
 }

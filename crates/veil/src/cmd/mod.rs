@@ -1,10 +1,17 @@
 //! One module per noun; each verb is a function.
 
+mod audit;
+mod cas;
 mod evidence;
+mod identity;
+mod session;
 
-use std::path::PathBuf;
+pub use crate::config::veil_home;
 
-use crate::cli::{Cli, Command, EvidenceCommand};
+use crate::cli::{
+    AuditCommand, CasCommand, Cli, Command, EvidenceCommand, IdentityCommand, SecretCommand,
+    SessionCommand,
+};
 use crate::failure::Failure;
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
@@ -12,16 +19,20 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Evidence(EvidenceCommand::Verify(a)) => evidence::verify(a),
         Command::Evidence(EvidenceCommand::Show(a)) => evidence::show(a),
         Command::Evidence(EvidenceCommand::Collect(a)) => evidence::collect(a),
+        Command::Cas(CasCommand::Serve(a)) => cas::serve(a),
+        Command::Cas(CasCommand::Verify(a)) => cas::verify(a),
+        Command::Cas(CasCommand::Status(a)) => cas::status(a),
+        Command::Identity(IdentityCommand::Create(a)) => identity::create(a),
+        Command::Identity(IdentityCommand::Show(a)) => identity::show(a),
+        Command::Session(SessionCommand::Apply(a)) => session::apply(a),
+        Command::Session(SessionCommand::Get(a)) => session::get(a),
+        Command::Session(SessionCommand::List(a)) => session::list(a),
+        Command::Session(SessionCommand::Diff(a)) => session::diff(a),
+        Command::Session(SessionCommand::Approve(a)) => session::approve(a),
+        Command::Secret(SecretCommand::Put(a)) => session::put_secret(a),
+        Command::Audit(AuditCommand::Show(a)) => audit::show(a),
+        Command::Audit(AuditCommand::Verify(a)) => audit::verify(a),
     }
-}
-
-/// `$VEIL_HOME`, default `~/.config/veil`.
-pub fn veil_home() -> PathBuf {
-    if let Some(h) = std::env::var_os("VEIL_HOME") {
-        return PathBuf::from(h);
-    }
-    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from);
-    home.join(".config/veil")
 }
 
 /// Reads a whole file, mapping errors to a usage failure naming the file.

@@ -1,0 +1,282 @@
+//! The HTTP API: `router(state)`, testable without a socket.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use base64::Engine;
+use serde::Deserialize;
+use veil_api::{AttestRequest, CasEvidence, NonceResponse, CAS_EVIDENCE_DOMAIN};
+use veil_attest::ReportData;
+use zeroize::Zeroizing;
+
+use crate::error::ApiError;
+use crate::sessions::describe;
+use crate::state::Cas;
+use crate::tls::Peer;
+
+/// The largest request body (policies, evidence with collateral).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+const OPENAPI: &str = include_str!("openapi.json");
+
+/// The `/v1` API and `/metrics`.
+pub fn router(cas: Arc<Cas>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/status", get(status))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
+        .route("/v1/nonce", get(nonce))
+        .route("/v1/cas/evidence", get(cas_evidence))
+        .route("/v1/attest", post(attest))
+        .route("/v1/sessions", post(apply).get(list))
+        .route("/v1/sessions/{ns}/{name}", get(get_session))
+        .route("/v1/sessions/{ns}/{name}/diff", post(diff))
+        .route("/v1/sessions/{ns}/{name}/approve", post(approve))
+        .route("/v1/sessions/{ns}/{name}/secrets/{secret}", put(put_secret))
+        .route("/v1/audit", get(audit))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(cas)
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn caller(peer: Option<Extension<Peer>>) -> ApiResult<String> {
+    peer.and_then(|Extension(p)| p.fingerprint)
+        .ok_or_else(ApiError::unauthenticated)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; see /v1/openapi.json")
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn status(State(cas): State<Arc<Cas>>) -> Json<serde_json::Value> {
+    let sessions = cas.sessions.read().map(|m| m.len()).unwrap_or(0);
+    Json(serde_json::json!({
+        "status": "ok",
+        "sealed": false,
+        "version": env!("CARGO_PKG_VERSION"),
+        "tee": cas.evidence.tee(),
+        "fingerprint": cas.fingerprint(),
+        "sessions": sessions,
+        "audit_public_key": hex::encode(cas.store.audit_public_key()),
+    }))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn metrics(State(cas): State<Arc<Cas>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        cas.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn nonce(State(cas): State<Arc<Cas>>) -> ApiResult<Json<NonceResponse>> {
+    let n = cas
+        .nonces
+        .issue()
+        .map_err(|_| ApiError::internal("making a nonce", &"the random generator failed"))?;
+    Ok(Json(NonceResponse {
+        nonce: hex::encode(n),
+        expires_in: cas.nonces.ttl().as_secs(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct NonceQuery {
+    nonce: String,
+}
+
+async fn cas_evidence(
+    State(cas): State<Arc<Cas>>,
+    Query(q): Query<NonceQuery>,
+) -> ApiResult<Json<CasEvidence>> {
+    let mut nonce = [0u8; 32];
+    hex::decode_to_slice(q.nonce.trim(), &mut nonce).map_err(|_| {
+        ApiError::bad_request(
+            "bad_request",
+            "nonce must be 64 hex digits (32 random bytes)",
+        )
+    })?;
+    let spki = spki_of(&cas.tls.cert_der())
+        .ok_or_else(|| ApiError::internal("reading the TLS certificate", &"no SPKI"))?;
+    let rd: ReportData = veil_api::report_data(CAS_EVIDENCE_DOMAIN, &nonce, &spki, &[0; 32]);
+    let evidence_cas = cas.clone();
+    let collected = tokio::task::spawn_blocking(move || evidence_cas.evidence.collect(&rd))
+        .await
+        .map_err(|e| ApiError::internal("collecting evidence", &e))?
+        .map_err(|e| ApiError::internal("collecting evidence", &e))?;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let endorsements = collected
+        .endorsements
+        .iter()
+        .flat_map(|e| match e {
+            veil_attest::Endorsement::Certificates(c) => c
+                .iter()
+                .map(|d| veil_api::WireEndorsement::Certificate(b64(d)))
+                .collect::<Vec<_>>(),
+            veil_attest::Endorsement::DcapCollateral(j) => {
+                vec![veil_api::WireEndorsement::DcapCollateral(b64(j))]
+            }
+            _ => Vec::new(),
+        })
+        .collect();
+    Ok(Json(CasEvidence {
+        tee: collected.evidence.tee,
+        evidence: b64(&collected.evidence.bytes),
+        endorsements,
+        certificate: format!("{}{}", cas.tls.cert_pem(), cas.ca.cert_pem()),
+        sim_platform_key: cas.sim_key.map(hex::encode),
+    }))
+}
+
+/// The SubjectPublicKeyInfo DER of a certificate.
+pub(crate) fn spki_of(cert: &[u8]) -> Option<Vec<u8>> {
+    let (_, c) = x509_parser::parse_x509_certificate(cert).ok()?;
+    Some(c.tbs_certificate.subject_pki.raw.to_vec())
+}
+
+async fn attest(
+    State(cas): State<Arc<Cas>>,
+    body: Bytes,
+) -> ApiResult<Json<veil_api::AttestResponse>> {
+    let req: AttestRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("bad_request", format!("invalid attestation request: {e}"))
+    })?;
+    cas.attest(req).await.map(Json)
+}
+
+fn policy_text(body: &Bytes) -> ApiResult<String> {
+    String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("bad_request", "the policy is not UTF-8 text"))
+}
+
+async fn apply(
+    State(cas): State<Arc<Cas>>,
+    peer: Option<Extension<Peer>>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let who = caller(peer)?;
+    let outcome = cas.apply(&who, policy_text(&body)?).await?;
+    let status = if outcome.state == "pending" {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(outcome)).into_response())
+}
+
+async fn list(
+    State(cas): State<Arc<Cas>>,
+    peer: Option<Extension<Peer>>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let who = caller(peer)?;
+    let sessions: Vec<_> = cas
+        .owned(&who)?
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "name": a.session.name().to_string(),
+                "version": a.session.version(),
+                "hash": a.hash.to_string(),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "sessions": sessions })))
+}
+
+async fn get_session(
+    State(cas): State<Arc<Cas>>,
+    peer: Option<Extension<Peer>>,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let who = caller(peer)?;
+    let full = format!("{ns}/{name}");
+    let active = cas.owned_session(&who, &full)?;
+    let secrets = cas.load_secrets(&full)?;
+    let pending = cas.pending(&full)?;
+    Ok(Json(describe(&active, &secrets, pending.as_ref())))
+}
+
+async fn diff(
+    State(cas): State<Arc<Cas>>,
+    peer: Option<Extension<Peer>>,
+    Path((ns, name)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let who = caller(peer)?;
+    let full = format!("{ns}/{name}");
+    let new = veil_policy::parse_session(&policy_text(&body)?)
+        .map_err(|e| ApiError::unprocessable("policy_invalid", e.to_string()))?;
+    let changes = match cas.owned_session(&who, &full) {
+        Ok(active) => veil_policy::diff(&active.session, &new)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        Err(_) => return Ok(Json(serde_json::json!({ "new": true, "changes": [] }))),
+    };
+    Ok(Json(
+        serde_json::json!({ "new": false, "changes": changes }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    hash: String,
+}
+
+async fn approve(
+    State(cas): State<Arc<Cas>>,
+    peer: Option<Extension<Peer>>,
+    Path((ns, name)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<crate::sessions::ApplyOutcome>> {
+    let who = caller(peer)?;
+    let b: ApproveBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("bad_request", format!("expected {{\"hash\": ...}}: {e}"))
+    })?;
+    cas.approve(&who, &format!("{ns}/{name}"), &b.hash)
+        .await
+        .map(Json)
+}
+
+async fn put_secret(
+    State(cas): State<Arc<Cas>>,
+    peer: Option<Extension<Peer>>,
+    Path((ns, name, secret)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let who = caller(peer)?;
+    let value = Zeroizing::new(body.to_vec());
+    cas.put_secret(&who, &format!("{ns}/{name}"), &secret, value)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn audit(State(cas): State<Arc<Cas>>, peer: Option<Extension<Peer>>) -> ApiResult<Response> {
+    let _who = caller(peer)?;
+    let store = cas.store.clone();
+    let text = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        store.export_audit(&mut out).map(|()| out)
+    })
+    .await
+    .map_err(|e| ApiError::internal("exporting the audit log", &e))?
+    .map_err(|e| ApiError::internal("exporting the audit log", &e))?;
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], text).into_response())
+}

@@ -1,0 +1,497 @@
+//! The CAS on loopback (port chosen at run time): sessions, attestation
+//! grants and every denial of the spec, approvals, restart.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use veil_api::{AttestRequest, AttestResponse, NonceResponse, ATTEST_DOMAIN};
+use veil_attest::{ReportData, Tee, Time};
+use veil_attest_sim::{SimPlatformKey, SimStatement};
+use veil_ca::Identity;
+use veil_client::{CasClient, ClientError, ClientIdentity, Trust};
+
+struct Cas {
+    url: String,
+    pin: [u8; 32],
+    state: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+async fn start(state: &Path) -> Cas {
+    let config = veil_cas::ServeConfig {
+        state_dir: state.to_owned(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        dev: true,
+        trust_sim_keys: vec![],
+        nonce_ttl: Duration::from_secs(60),
+    };
+    let bound = veil_cas::bind(&config).await.unwrap();
+    let url = format!("https://{}", bound.addr);
+    let mut pin = [0u8; 32];
+    hex::decode_to_slice(&bound.fingerprint, &mut pin).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        bound
+            .serve(async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    Cas {
+        url,
+        pin,
+        state: state.to_owned(),
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+impl Cas {
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+
+    fn client(&self, id: Option<&Identity>) -> CasClient {
+        let identity = id.map(|id| ClientIdentity {
+            chain: vec![id.cert_der()],
+            key: id.key_der(),
+        });
+        CasClient::new(&self.url, Trust::Pinned(self.pin), identity).unwrap()
+    }
+
+    fn sim_key(&self) -> SimPlatformKey {
+        let pem = std::fs::read(self.state.join("sim/platform.key")).unwrap();
+        SimPlatformKey::from_pem(&pem).unwrap()
+    }
+}
+
+fn identity() -> Identity {
+    Identity::generate("test owner", Time::now()).unwrap()
+}
+
+const MEASUREMENT: [u8; 48] = [0x11; 48];
+
+fn policy(owners: &[&Identity], extra: &str) -> String {
+    let owners: Vec<String> = owners.iter().map(|o| o.fingerprint().to_string()).collect();
+    format!(
+        r#"name: shop/db
+version: 1
+owners: [{owners}]
+{extra}secrets:
+  - {{ name: db_password, kind: password, length: 24 }}
+  - {{ name: api_token, kind: supplied }}
+  - {{ name: tls, kind: x509, issuer: session-ca, dns: [db.internal] }}
+services:
+  - name: app
+    accept:
+      - tee: sim
+        measurement: {m}
+    command: [/bin/app, "--password={{{{ db_password }}}}"]
+    env:
+      DB_PASSWORD: "{{{{ db_password }}}}"
+      TOKEN: "{{{{ api_token | hex }}}}"
+    files:
+      /run/veil/tls.crt: "{{{{ tls.cert }}}}"
+  - name: tdx_only
+    accept:
+      - tee: tdx
+        measurement: {m}
+    command: [/bin/app]
+"#,
+        owners = owners.join(", "),
+        m = hex::encode(MEASUREMENT),
+    )
+}
+
+async fn apply(c: &CasClient, yaml: &str) -> Result<serde_json::Value, ClientError> {
+    let b = c
+        .call(
+            hyper::Method::POST,
+            "/v1/sessions",
+            Some((yaml.as_bytes().to_vec(), "application/yaml")),
+        )
+        .await?;
+    Ok(serde_json::from_slice(&b).unwrap())
+}
+
+/// A launcher: key pair, nonce, sim evidence, attestation request.
+struct Launcher {
+    key: Identity,
+}
+
+impl Launcher {
+    fn new() -> Self {
+        Launcher { key: identity() }
+    }
+
+    fn spki(&self) -> Vec<u8> {
+        let der = self.key.certificate().to_vec();
+        let (_, c) = x509_parser::parse_x509_certificate(&der).unwrap();
+        c.tbs_certificate.subject_pki.raw.to_vec()
+    }
+
+    async fn request(
+        &self,
+        cas: &Cas,
+        service: &str,
+        tweak: impl FnOnce(&mut SimStatement, &mut [u8; 32]),
+    ) -> AttestRequest {
+        let c = cas.client(None);
+        let n: NonceResponse = c.get("/v1/nonce").await.unwrap();
+        let mut nonce = [0u8; 32];
+        hex::decode_to_slice(&n.nonce, &mut nonce).unwrap();
+        let mut bound_nonce = nonce;
+        let spki = self.spki();
+        let mut st = SimStatement {
+            measurement: MEASUREMENT,
+            report_data: ReportData::ZERO,
+            issued_at: Time::now(),
+            debug: false,
+        };
+        tweak(&mut st, &mut bound_nonce);
+        if st.report_data == ReportData::ZERO {
+            st.report_data = veil_api::report_data(ATTEST_DOMAIN, &bound_nonce, &spki, &[0; 32]);
+        }
+        let ev = cas.sim_key().sign(&st);
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        AttestRequest {
+            session: "shop/db".into(),
+            service: service.into(),
+            nonce: hex::encode(nonce),
+            tee: Tee::Sim,
+            evidence: b64(&ev),
+            endorsements: vec![],
+            spki: b64(&spki),
+            runtime_claims: Default::default(),
+        }
+    }
+}
+
+async fn attest(cas: &Cas, req: &AttestRequest) -> Result<AttestResponse, ClientError> {
+    cas.client(None).post("/v1/attest", req).await
+}
+
+fn denied_reason(r: Result<AttestResponse, ClientError>) -> String {
+    match r {
+        Err(ClientError::Api {
+            status: 403,
+            code,
+            reason: Some(reason),
+            message,
+        }) => {
+            assert_eq!(code, "attestation_denied");
+            assert!(!message.is_empty());
+            reason
+        }
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_attestation_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cas = start(dir.path()).await;
+    let alice = identity();
+    let mallory = identity();
+    let owner = cas.client(Some(&alice));
+
+    // Nothing is allowed by default: no identity, no session.
+    let anon = cas.client(None);
+    let err = apply(&anon, &policy(&[&alice], "")).await.unwrap_err();
+    assert!(matches!(err, ClientError::Api { status: 401, .. }), "{err}");
+    // A creator must be an owner.
+    let err = apply(&cas.client(Some(&mallory)), &policy(&[&alice], ""))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Api { status: 403, .. }), "{err}");
+
+    let created = apply(&owner, &policy(&[&alice], "")).await.unwrap();
+    assert_eq!(created["state"], "active");
+    let hash = created["hash"].as_str().unwrap().to_owned();
+
+    // The supplied secret is stored, and never returned.
+    owner
+        .call(
+            hyper::Method::PUT,
+            "/v1/sessions/shop/db/secrets/api_token",
+            Some((b"canary-token-4242".to_vec(), "application/octet-stream")),
+        )
+        .await
+        .unwrap();
+    let got: serde_json::Value = owner.get("/v1/sessions/shop/db").await.unwrap();
+    assert_eq!(got["hash"], hash.as_str());
+    assert!(!got.to_string().contains("canary-token-4242"));
+    assert!(!got.to_string().contains(&hex::encode("canary-token-4242")));
+    // A non-owner cannot see it.
+    let err = cas
+        .client(Some(&mallory))
+        .get::<serde_json::Value>("/v1/sessions/shop/db")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Api { status: 404, .. }), "{err}");
+
+    // Granted: env, argv and files rendered, certificate for the launcher key.
+    let launcher = Launcher::new();
+    let req = launcher.request(&cas, "app", |_, _| {}).await;
+    let resp = attest(&cas, &req).await.unwrap();
+    let password = resp.env.get("DB_PASSWORD").unwrap().to_string();
+    assert_eq!(password.len(), 24);
+    assert_eq!(
+        resp.env.get("TOKEN").unwrap().as_str(),
+        hex::encode("canary-token-4242")
+    );
+    assert_eq!(resp.argv[1].as_str(), format!("--password={password}"));
+    let file = &resp.files[0];
+    assert_eq!(file.path, "/run/veil/tls.crt");
+    let cert_der = pem::parse(&resp.certificate).unwrap().into_contents();
+    let ca_der = pem::parse(&resp.ca).unwrap().into_contents();
+    let attested = veil_ca::verify_attested_cert(&cert_der, &ca_der, Time::now()).unwrap();
+    assert_eq!(attested.subject.session, "shop/db");
+    assert_eq!(attested.subject.service, "app");
+    assert_eq!(attested.subject.tee, Tee::Sim);
+    assert_eq!(attested.subject.measurement, MEASUREMENT.to_vec());
+    assert_eq!(attested.spki, launcher.spki());
+
+    // Replayed nonce.
+    assert_eq!(denied_reason(attest(&cas, &req).await), "nonce_unknown");
+    // Relayed evidence: bound to another key.
+    let other = Launcher::new();
+    let mut relayed = launcher.request(&cas, "app", |_, _| {}).await;
+    relayed.spki = base64::engine::general_purpose::STANDARD.encode(other.spki());
+    assert_eq!(
+        denied_reason(attest(&cas, &relayed).await),
+        "report_data_mismatch"
+    );
+    // Evidence bound to another nonce.
+    let wrong_nonce = launcher
+        .request(&cas, "app", |_, n| n.copy_from_slice(&[9; 32]))
+        .await;
+    assert_eq!(
+        denied_reason(attest(&cas, &wrong_nonce).await),
+        "report_data_mismatch"
+    );
+    // Sim evidence where the rule does not list sim.
+    let tdx_only = launcher.request(&cas, "tdx_only", |_, _| {}).await;
+    let reason = denied_reason(attest(&cas, &tdx_only).await);
+    assert!(
+        reason == "sim_not_allowed" || reason == "tee_not_accepted",
+        "{reason}"
+    );
+    // Debug evidence where debug is not allowed.
+    let debug = launcher.request(&cas, "app", |st, _| st.debug = true).await;
+    assert_eq!(
+        denied_reason(attest(&cas, &debug).await),
+        "debug_not_allowed"
+    );
+    // Another measurement.
+    let changed = launcher
+        .request(&cas, "app", |st, _| st.measurement = [0x22; 48])
+        .await;
+    assert_eq!(
+        denied_reason(attest(&cas, &changed).await),
+        "measurement_mismatch"
+    );
+    // Evidence from a sim platform the CAS does not trust.
+    let mut foreign = launcher.request(&cas, "app", |_, _| {}).await;
+    let stranger = SimPlatformKey::generate().unwrap();
+    let spki = launcher.spki();
+    let nonce: [u8; 32] = hex::decode(&foreign.nonce).unwrap().try_into().unwrap();
+    foreign.evidence =
+        base64::engine::general_purpose::STANDARD.encode(stranger.sign(&SimStatement {
+            measurement: MEASUREMENT,
+            report_data: veil_api::report_data(ATTEST_DOMAIN, &nonce, &spki, &[0; 32]),
+            issued_at: Time::now(),
+            debug: false,
+        }));
+    assert_eq!(
+        denied_reason(attest(&cas, &foreign).await),
+        "evidence_not_genuine"
+    );
+
+    // Updates: without a predecessor, with a stale one, by a non-owner.
+    let v2 = policy(&[&alice], "").replace("version: 1", "version: 2");
+    let err = apply(&owner, &v2).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Api { status: 409 | 422, message, .. } if message.contains("predecessor")),
+        "{err}"
+    );
+    let stale = v2.replace(
+        "version: 2",
+        &format!("version: 2\npredecessor: {}", "0".repeat(64)),
+    );
+    let err = apply(&owner, &stale).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Api { status: 409, .. }),
+        "{err}"
+    );
+    let good = v2.replace("version: 2", &format!("version: 2\npredecessor: {hash}"));
+    let err = apply(&cas.client(Some(&mallory)), &good).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Api { status: 403, .. }),
+        "{err}"
+    );
+    let updated = apply(&owner, &good).await.unwrap();
+    assert_eq!(updated["state"], "active");
+
+    // The generated password survives the update.
+    let resp2 = attest(&cas, &launcher.request(&cas, "app", |_, _| {}).await)
+        .await
+        .unwrap();
+    assert_eq!(resp2.env.get("DB_PASSWORD").unwrap().as_str(), password);
+
+    // The audit log verifies and never holds secret values.
+    let text = owner
+        .call(hyper::Method::GET, "/v1/audit", None)
+        .await
+        .unwrap();
+    let text = String::from_utf8(text.to_vec()).unwrap();
+    let status: serde_json::Value = owner.get("/v1/status").await.unwrap();
+    let key = hex::decode(status["audit_public_key"].as_str().unwrap()).unwrap();
+    let chain = veil_store::audit::verify_export(&text, &key).unwrap();
+    assert!(chain.len() >= 10, "{}", chain.len());
+    assert!(!text.contains(&password));
+    assert!(!text.contains("canary-token-4242"));
+    assert!(text.contains("attest.grant") && text.contains("attest.deny"));
+
+    // Restart: sessions, secrets and identity survive.
+    let pin = cas.pin;
+    cas.stop().await;
+    let cas = start(dir.path()).await;
+    assert_eq!(cas.pin, pin, "the CAS identity must survive a restart");
+    let resp3 = attest(&cas, &launcher.request(&cas, "app", |_, _| {}).await)
+        .await
+        .unwrap();
+    assert_eq!(resp3.env.get("DB_PASSWORD").unwrap().as_str(), password);
+    // The store never holds the secrets in clear.
+    for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        if entry.path().is_file() {
+            let bytes = std::fs::read(entry.path()).unwrap();
+            for needle in [password.as_bytes(), b"canary-token-4242".as_slice()] {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "{} holds a secret in clear",
+                    entry.path().display()
+                );
+            }
+        }
+    }
+    cas.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k_of_n_approvals() {
+    let dir = tempfile::tempdir().unwrap();
+    let cas = start(dir.path()).await;
+    let (alice, bob, carol) = (identity(), identity(), identity());
+    let a = cas.client(Some(&alice));
+    let created = apply(&a, &policy(&[&alice, &bob, &carol], "approvals: 2\n"))
+        .await
+        .unwrap();
+    let hash = created["hash"].as_str().unwrap();
+    let v2 = policy(&[&alice, &bob, &carol], "approvals: 2\n")
+        .replace("version: 1", &format!("version: 2\npredecessor: {hash}"));
+    let pending = apply(&a, &v2).await.unwrap();
+    assert_eq!(pending["state"], "pending");
+    let new_hash = pending["hash"].as_str().unwrap().to_owned();
+    let got: serde_json::Value = a.get("/v1/sessions/shop/db").await.unwrap();
+    assert_eq!(got["version"], 1, "a pending update is not active");
+    assert_eq!(got["pending"]["hash"], new_hash.as_str());
+    // An outsider cannot approve.
+    let err = cas
+        .client(Some(&identity()))
+        .post::<_, serde_json::Value>(
+            "/v1/sessions/shop/db/approve",
+            &serde_json::json!({ "hash": new_hash }),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Api { status: 403, .. }), "{err}");
+    // The proposer approving again does not count twice.
+    let again: serde_json::Value = a
+        .post(
+            "/v1/sessions/shop/db/approve",
+            &serde_json::json!({ "hash": new_hash }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again["state"], "pending");
+    let done: serde_json::Value = cas
+        .client(Some(&bob))
+        .post(
+            "/v1/sessions/shop/db/approve",
+            &serde_json::json!({ "hash": new_hash }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done["state"], "active");
+    let got: serde_json::Value = a.get("/v1/sessions/shop/db").await.unwrap();
+    assert_eq!(got["version"], 2);
+    cas.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_gets_4xx() {
+    let dir = tempfile::tempdir().unwrap();
+    let cas = start(dir.path()).await;
+    let alice = identity();
+    let a = cas.client(Some(&alice));
+    let bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: &c [*b, *b]\n";
+    for body in [
+        bomb.to_owned(),
+        "name: [".to_owned(),
+        "\u{0}".to_owned(),
+        "name: shop/db\nname: shop/db\n".to_owned(),
+    ] {
+        let err = apply(&a, &body).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClientError::Api {
+                    status: 400..=499,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+    // Over the body limit: refused with 413, or the connection is closed
+    // before the whole body was sent; either way nothing is stored and the
+    // CAS keeps serving.
+    match apply(&a, &"x".repeat(2 * 1024 * 1024)).await {
+        Err(ClientError::Api { status: 413, .. }) | Err(ClientError::Unreachable { .. }) => {}
+        other => panic!("an oversized policy was not refused: {other:?}"),
+    }
+    let health: serde_json::Value = a.get("/v1/health").await.unwrap();
+    assert_eq!(health["status"], "ok");
+    for body in [&b"{"[..], b"[]", b"{\"session\": 1}", b"null"] {
+        let err = a
+            .call(
+                hyper::Method::POST,
+                "/v1/attest",
+                Some((body.to_vec(), "application/json")),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Api { status: 400, .. }), "{err}");
+    }
+    let err = a
+        .get::<serde_json::Value>("/v1/cas/evidence?nonce=zz")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Api { status: 400, .. }), "{err}");
+    let spec: serde_json::Value = a.get("/v1/openapi.json").await.unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    let metrics = a.call(hyper::Method::GET, "/metrics", None).await.unwrap();
+    assert!(String::from_utf8_lossy(&metrics).contains("veil_cas_sessions"));
+    cas.stop().await;
+}

@@ -1,0 +1,228 @@
+//! `veil cas serve|verify|status`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine;
+use veil_attest::{Endorsement, Evidence, Tee, Time};
+use veil_client::{danger, CasClient};
+
+use crate::cli::{CasServeArgs, CasStatusArgs, CasVerifyArgs};
+use crate::config::{client, runtime, PinnedCas, Pins};
+use crate::failure::Failure;
+
+pub fn serve(args: CasServeArgs) -> Result<(), Failure> {
+    let listen: SocketAddr = args.listen.parse().map_err(|e| {
+        Failure::Usage(format!(
+            "--listen {:?}: {e} (expected IP:PORT)",
+            args.listen
+        ))
+    })?;
+    if !args.dev && !args.trust_sim_keys.is_empty() {
+        return Err(Failure::Usage("--trust-sim-key needs --dev".into()));
+    }
+    let mut trust_sim_keys = Vec::new();
+    for path in &args.trust_sim_keys {
+        let bytes = crate::cmd::read_file(path)?;
+        match Endorsement::from_file_bytes(&bytes) {
+            Ok(Endorsement::SimPlatformKey(k)) => trust_sim_keys.push(k),
+            _ => {
+                return Err(Failure::Usage(format!(
+                    "{} is not a sim platform public key",
+                    path.display()
+                )))
+            }
+        }
+    }
+    let config = veil_cas::ServeConfig {
+        state_dir: args.state.clone(),
+        listen,
+        dev: args.dev,
+        trust_sim_keys,
+        nonce_ttl: Duration::from_secs(60),
+    };
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let bound = veil_cas::bind(&config)
+            .await
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+        let url = format!("https://{}", bound.addr);
+        if args.dev {
+            eprintln!(
+                "WARNING: development mode: sim TEE, sealing key in {}; nothing here is protected",
+                args.state.display()
+            );
+        }
+        println!("CAS listening on {url}");
+        println!("certificate fingerprint (SHA-256) {}", bound.fingerprint);
+        if let Some(path) = &args.ready_file {
+            std::fs::write(path, format!("{url} {}\n", bound.fingerprint))
+                .map_err(|e| Failure::io("cannot write", path, e))?;
+        }
+        bound
+            .serve(shutdown_signal())
+            .await
+            .map_err(|e| Failure::Usage(e.to_string()))
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+pub fn verify(args: CasVerifyArgs) -> Result<(), Failure> {
+    let url = args.url.trim_end_matches('/').to_owned();
+    let expected = args
+        .expect_measurement
+        .as_deref()
+        .map(|h| {
+            hex::decode(h.trim()).map_err(|e| Failure::Usage(format!("--expect-measurement: {e}")))
+        })
+        .transpose()?;
+    let rt = runtime()?;
+    let pinned = rt.block_on(async {
+        let c = CasClient::first_contact(&url, danger::FirstContact)
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+        let nonce: [u8; 32] = {
+            let mut n = [0u8; 32];
+            ring_fill(&mut n)?;
+            n
+        };
+        let ev: veil_api::CasEvidence = c
+            .get(&format!("/v1/cas/evidence?nonce={}", hex::encode(nonce)))
+            .await?;
+        let seen = c.seen_certificates();
+        let (leaf, ca) = match seen.as_slice() {
+            [leaf, ca, ..] => (leaf.clone(), ca.clone()),
+            _ => {
+                return Err(Failure::NotAcceptable(
+                    "the CAS presented no certificate chain (leaf and CA)".into(),
+                ))
+            }
+        };
+        check_cas_evidence(&ev, &nonce, &leaf, args.dev, expected.as_deref()).map(
+            |(tee, measurement)| PinnedCas {
+                certificate_sha256: hex::encode(veil_client::cert_sha256(&ca)),
+                tee: tee.to_string(),
+                measurement: hex::encode(measurement),
+                verified_at: Time::now().unix(),
+            },
+        )
+    })?;
+    let mut pins = Pins::load()?;
+    println!(
+        "CAS at {url} is genuine: {} measurement {}",
+        pinned.tee, pinned.measurement
+    );
+    println!(
+        "pinned certificate fingerprint (SHA-256) {}",
+        pinned.certificate_sha256
+    );
+    pins.cas.insert(url.clone(), pinned);
+    pins.default = Some(url);
+    pins.save()
+}
+
+fn ring_fill(buf: &mut [u8]) -> Result<(), Failure> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .map_err(|e| Failure::Usage(format!("cannot read random bytes: {e}")))
+}
+
+/// Checks the CAS's evidence: genuine, binding our nonce and the TLS key we
+/// saw, and of the expected measurement (or, with `dev`, sim evidence).
+fn check_cas_evidence(
+    ev: &veil_api::CasEvidence,
+    nonce: &[u8; 32],
+    leaf: &[u8],
+    dev: bool,
+    expected: Option<&[u8]>,
+) -> Result<(Tee, Vec<u8>), Failure> {
+    let b64 = |s: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map_err(|e| Failure::NotAcceptable(format!("the CAS sent invalid base64: {e}")))
+    };
+    if ev.tee == Tee::Sim && !dev {
+        return Err(Failure::NotAcceptable(
+            "the CAS runs in the simulated TEE (no protection); pass --dev to accept it for development".into(),
+        ));
+    }
+    let mut sim_keys = Vec::new();
+    if ev.tee == Tee::Sim {
+        let key = ev.sim_platform_key.as_deref().ok_or_else(|| {
+            Failure::NotAcceptable("sim CAS evidence without its platform key".into())
+        })?;
+        let mut k = [0u8; 32];
+        hex::decode_to_slice(key, &mut k).map_err(|_| {
+            Failure::NotAcceptable("the sim platform key is not 64 hex digits".into())
+        })?;
+        sim_keys.push(k);
+    }
+    let mut endorsements = Vec::new();
+    for e in &ev.endorsements {
+        endorsements.push(match e {
+            veil_api::WireEndorsement::DcapCollateral(d) => Endorsement::DcapCollateral(b64(d)?),
+            veil_api::WireEndorsement::Certificate(d) => Endorsement::Certificates(vec![b64(d)?]),
+        });
+    }
+    let registry = veil_verifiers::registry(&veil_verifiers::Options { sim_keys });
+    let claims = registry.verify(
+        &Evidence {
+            tee: ev.tee,
+            bytes: b64(&ev.evidence)?,
+        },
+        &endorsements,
+        Time::now(),
+    )?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf).map_err(|e| {
+        Failure::NotAcceptable(format!("the CAS TLS certificate does not parse: {e}"))
+    })?;
+    let spki = cert.tbs_certificate.subject_pki.raw;
+    let want = veil_api::report_data(veil_api::CAS_EVIDENCE_DOMAIN, nonce, spki, &[0; 32]);
+    veil_attest::check_report_data(&claims, &want).map_err(|e| {
+        Failure::NotAcceptable(format!(
+            "the CAS evidence does not bind this TLS connection's key and our nonce: {e}"
+        ))
+    })?;
+    if let Some(m) = expected {
+        if claims.measurement != m {
+            return Err(Failure::NotAcceptable(format!(
+                "CAS measurement mismatch: expected {}, found {}",
+                hex::encode(m),
+                hex::encode(&claims.measurement)
+            )));
+        }
+    }
+    if claims.debug {
+        return Err(Failure::NotAcceptable("the CAS runs in a debug TEE".into()));
+    }
+    Ok((claims.tee, claims.measurement))
+}
+
+pub fn status(args: CasStatusArgs) -> Result<(), Failure> {
+    let c = client(&args.cas, false)?;
+    let rt = runtime()?;
+    let v: serde_json::Value = rt.block_on(c.get("/v1/status"))?;
+    if args.json {
+        println!("{v}");
+    } else {
+        println!("CAS {}: {}", c.url(), v["status"].as_str().unwrap_or("?"));
+        println!("  tee          {}", v["tee"].as_str().unwrap_or("?"));
+        println!("  sessions     {}", v["sessions"]);
+        println!(
+            "  fingerprint  {}",
+            v["fingerprint"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}
