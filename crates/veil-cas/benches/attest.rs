@@ -210,8 +210,9 @@ fn main() {
     let spkis: Vec<Vec<u8>> = (0..KEYS)
         .map(|i| spki_of(&Identity::generate(&format!("launcher {i}"), Time::now()).unwrap()))
         .collect();
-    let sim = SimPlatformKey::from_pem(&std::fs::read(dir.path().join("sim/platform.key")).unwrap())
-        .unwrap();
+    let sim =
+        SimPlatformKey::from_pem(&std::fs::read(dir.path().join("sim/platform.key")).unwrap())
+            .unwrap();
 
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -35,7 +35,14 @@ fn start(dir: &Path) -> Server {
     let log = dir.join("cas.log");
     let out = std::fs::File::create(&log).unwrap();
     let child = veil()
-        .args(["cas", "serve", "--dev", "--listen", "127.0.0.1:0", "--state"])
+        .args([
+            "cas",
+            "serve",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--state",
+        ])
         .arg(dir.join("state"))
         .arg("--ready-file")
         .arg(&ready)
@@ -144,7 +151,12 @@ fn cas_verbs_end_to_end_and_the_canary_never_leaks() {
     assert_eq!(fp.len(), 64);
 
     // A production client refuses a sim CAS; --dev accepts and pins it.
-    let o = run(&home, &["cas", "verify", &url, "--expect-measurement", "00"], None, &mut seen);
+    let o = run(
+        &home,
+        &["cas", "verify", &url, "--expect-measurement", "00"],
+        None,
+        &mut seen,
+    );
     assert_eq!(code(&o), 1, "{}", text(&o));
     assert!(text(&o).contains("--dev"), "{}", text(&o));
     let o = run(&home, &["cas", "verify", &url, "--dev"], None, &mut seen);
@@ -154,31 +166,66 @@ fn cas_verbs_end_to_end_and_the_canary_never_leaks() {
 
     let p1 = dir.path().join("v1.yaml");
     std::fs::write(&p1, policy(&fp, 1, None)).unwrap();
-    let o = run(&home, &["session", "apply", p1.to_str().unwrap()], None, &mut seen);
+    let o = run(
+        &home,
+        &["session", "apply", p1.to_str().unwrap()],
+        None,
+        &mut seen,
+    );
     assert_eq!(code(&o), 0, "{}", text(&o));
-    let o = run(&home, &["session", "get", "shop/db", "--json"], None, &mut seen);
+    let o = run(
+        &home,
+        &["session", "get", "shop/db", "--json"],
+        None,
+        &mut seen,
+    );
     assert_eq!(code(&o), 0, "{}", text(&o));
     let hash = serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["hash"]
         .as_str()
         .unwrap()
         .to_owned();
 
-    let o = run(&home, &["secret", "put", "shop/db", "api_token"], Some(CANARY), &mut seen);
+    let o = run(
+        &home,
+        &["secret", "put", "shop/db", "api_token"],
+        Some(CANARY),
+        &mut seen,
+    );
     assert_eq!(code(&o), 0, "{}", text(&o));
     // A generated secret cannot be overwritten.
-    let o = run(&home, &["secret", "put", "shop/db", "db_password"], Some("x"), &mut seen);
+    let o = run(
+        &home,
+        &["secret", "put", "shop/db", "db_password"],
+        Some("x"),
+        &mut seen,
+    );
     assert_eq!(code(&o), 1, "{}", text(&o));
 
     // Updates: a stale or missing predecessor is refused; the right one wins.
     let p2 = dir.path().join("v2.yaml");
     std::fs::write(&p2, policy(&fp, 2, Some(&"0".repeat(64)))).unwrap();
-    let o = run(&home, &["session", "apply", p2.to_str().unwrap()], None, &mut seen);
+    let o = run(
+        &home,
+        &["session", "apply", p2.to_str().unwrap()],
+        None,
+        &mut seen,
+    );
     assert_eq!(code(&o), 1, "{}", text(&o));
     std::fs::write(&p2, policy(&fp, 2, Some(&hash))).unwrap();
-    let o = run(&home, &["session", "diff", p2.to_str().unwrap()], None, &mut seen);
+    let o = run(
+        &home,
+        &["session", "diff", p2.to_str().unwrap()],
+        None,
+        &mut seen,
+    );
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert!(text(&o).contains("version"), "{}", text(&o));
-    let o = run(&home, &["session", "apply", p2.to_str().unwrap()], None, &mut seen);
+    let o = run(
+        &home,
+        &["session", "apply", p2.to_str().unwrap()],
+        None,
+        &mut seen,
+    );
     assert_eq!(code(&o), 0, "{}", text(&o));
     let o = run(&home, &["session", "list"], None, &mut seen);
     assert!(text(&o).contains("shop/db  version 2"), "{}", text(&o));
@@ -188,12 +235,22 @@ fn cas_verbs_end_to_end_and_the_canary_never_leaks() {
     run(&other, &["cas", "verify", &url, "--dev"], None, &mut seen);
     let o = run(&other, &["session", "get", "shop/db"], None, &mut seen);
     assert_ne!(code(&o), 0, "{}", text(&o));
-    let o = run(&other, &["session", "apply", p2.to_str().unwrap()], None, &mut seen);
+    let o = run(
+        &other,
+        &["session", "apply", p2.to_str().unwrap()],
+        None,
+        &mut seen,
+    );
     assert_ne!(code(&o), 0, "{}", text(&o));
 
     let o = run(&home, &["audit", "verify"], None, &mut seen);
     assert_eq!(code(&o), 0, "{}", text(&o));
-    let o = run(&home, &["audit", "show", "--session", "shop/db", "--json"], None, &mut seen);
+    let o = run(
+        &home,
+        &["audit", "show", "--session", "shop/db", "--json"],
+        None,
+        &mut seen,
+    );
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert!(text(&o).contains("secret.put") && text(&o).contains("session.update"));
 
