@@ -13,7 +13,8 @@
 //!
 //! The figures replace the `cas-attest` section of `docs/benchmarks.md`
 //! (set `VEIL_BENCH_NO_WRITE=1` to only print them). `VEIL_BENCH_SECS`
-//! overrides the timed seconds per level (default 5).
+//! overrides the timed seconds per level (default 5), `VEIL_BENCH_CLIENTS`
+//! the concurrency levels (e.g. `64`, for profiling).
 
 #![allow(clippy::unwrap_used)] // a bench: a failed unwrap is a failed run
 
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use veil_api::{AttestRequest, AttestResponse, NonceResponse, ATTEST_DOMAIN};
-use veil_attest::{ReportData, Tee, Time};
+use veil_attest::{Tee, Time};
 use veil_attest_sim::{SimPlatformKey, SimStatement};
 use veil_ca::Identity;
 use veil_client::{CasClient, ClientError, ClientIdentity, Trust};
@@ -168,6 +169,15 @@ async fn run_level(l: Arc<Launch>, clients: usize, measure: Duration) -> Level {
     }
 }
 
+/// The concurrency levels: `VEIL_BENCH_CLIENTS=64` (comma-separated) for
+/// a profiling run, else 1, 16 and 64.
+fn levels_wanted() -> Vec<usize> {
+    match std::env::var("VEIL_BENCH_CLIENTS") {
+        Ok(s) => s.split(',').filter_map(|c| c.trim().parse().ok()).collect(),
+        Err(_) => LEVELS.to_vec(),
+    }
+}
+
 fn main() {
     if std::env::var_os("RUST_BACKTRACE").is_some() {
         eprintln!(
@@ -199,7 +209,7 @@ fn main() {
     let bound = server_rt.block_on(veil_cas::bind(&config)).unwrap();
     let url = format!("https://{}", bound.addr);
     let mut pin = [0u8; 32];
-    hex::decode_to_slice(&bound.fingerprint, &mut pin).unwrap();
+    hex::decode_to_slice(bound.fingerprint.as_ref().unwrap(), &mut pin).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = server_rt.spawn(bound.serve(async move {
         let _ = stopped.await;
@@ -249,7 +259,7 @@ fn main() {
         let first = attest_once(&launch, &launch.spkis[0]).await.unwrap();
         assert!(first.certificate.contains("BEGIN CERTIFICATE"));
         let mut levels = Vec::new();
-        for clients in LEVELS {
+        for clients in levels_wanted() {
             let level = run_level(launch.clone(), clients, measure).await;
             println!(
                 "{:>3} clients: {:>7.0} attestations/s  p50 {:>6.2} ms  p99 {:>6.2} ms  denied {} errors {}",

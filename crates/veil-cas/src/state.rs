@@ -67,6 +67,16 @@ pub struct Active {
     pub ca: CaIdentity,
 }
 
+/// What [`Cas::open`] found.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // made once at start-up
+pub enum Opened {
+    /// The store is open.
+    Open(Cas),
+    /// The sealing key is gone: waiting for recovery shares.
+    Sealed(crate::sealed::SealedCas),
+}
+
 /// The running CAS.
 #[derive(Debug)]
 pub struct Cas {
@@ -101,8 +111,9 @@ fn state_err(path: &Path, e: impl std::fmt::Display) -> StartError {
 }
 
 impl Cas {
-    /// Opens (or on first start creates) the CAS in `config.state_dir`.
-    pub fn open(config: &ServeConfig) -> Result<Cas, StartError> {
+    /// Opens (or on first start creates) the CAS in `config.state_dir`; a
+    /// CAS whose sealing key is gone opens sealed.
+    pub fn open(config: &ServeConfig) -> Result<Opened, StartError> {
         let dir = &config.state_dir;
         std::fs::create_dir_all(dir).map_err(|e| state_err(dir, e))?;
         {
@@ -111,8 +122,8 @@ impl Cas {
                 .map_err(|e| state_err(dir, e))?;
         }
         let sim_dir = dir.join("sim");
-        let (evidence, sealing_key): (Box<dyn EvidenceProvider>, SealingKey) = if config.dev {
-            let provider = veil_provider::provider(
+        let evidence: Box<dyn EvidenceProvider> = if config.dev {
+            veil_provider::provider(
                 ProviderChoice::Tee(veil_attest::Tee::Sim),
                 &ProviderConfig {
                     root: "/".into(),
@@ -120,19 +131,33 @@ impl Cas {
                     sim_measurement: own_measurement(),
                 },
             )
-            .map_err(|e| StartError::Other(e.to_string()))?;
-            let key = SealingKey::load_or_create_key_file(dir.join("sealing.key"))?;
-            (provider, key)
+            .map_err(|e| StartError::Other(e.to_string()))?
         } else {
-            let provider = veil_provider::detect(Path::new("/"))
-                .map_err(|e| StartError::NoTee(e.to_string()))?;
-            // TEE-derived sealing keys are not available through configfs-tsm
-            // or Gramine's pseudo-files; the key file must live on the TEE's
-            // encrypted disk (see docs/threat-model.md).
-            let key = SealingKey::load_or_create_key_file(dir.join("sealing.key"))?;
-            (provider, key)
+            veil_provider::detect(Path::new("/")).map_err(|e| StartError::NoTee(e.to_string()))?
         };
-        let store = Store::open(dir.join("cas.redb"), &sealing_key)?;
+        // TEE-derived sealing keys are not available through configfs-tsm or
+        // Gramine's pseudo-files; the key file must live on the TEE's
+        // encrypted disk (docs/threat-model.md). When it is gone but the
+        // store is there, the CAS starts sealed and waits for recovery shares.
+        let key_path = dir.join("sealing.key");
+        let store_path = dir.join("cas.redb");
+        if !key_path.exists() && store_path.exists() {
+            let record_path = dir.join(crate::sealed::RECOVERY_FILE);
+            let text = std::fs::read_to_string(&record_path).map_err(|_| {
+                StartError::Other(format!(
+                    "the sealing key {} is gone and no recovery is configured ({} is missing): restore the key file, or start over with an empty state directory",
+                    key_path.display(),
+                    record_path.display()
+                ))
+            })?;
+            let record: veil_recovery::RecoveryRecord = serde_json::from_str(&text)
+                .map_err(|e| StartError::Other(format!("{}: {e}", record_path.display())))?;
+            return Ok(Opened::Sealed(crate::sealed::SealedCas::new(
+                store_path, key_path, record, evidence,
+            )?));
+        }
+        let sealing_key = SealingKey::load_or_create_key_file(&key_path)?;
+        let store = Store::open(&store_path, &sealing_key)?;
         let now = Time::now();
         let (ca, tls) = load_or_create_identity(&store, now)?;
         let sim_key = if config.dev {
@@ -169,7 +194,7 @@ impl Cas {
             change: tokio::sync::Mutex::new(()),
         };
         cas.load_sessions()?;
-        Ok(cas)
+        Ok(Opened::Open(cas))
     }
 
     /// SHA-256 of the CAS's CA certificate: what clients pin.

@@ -157,7 +157,7 @@ impl Default for Limits {
 
 /// Serves `router` over TLS on `listener` until `shutdown` resolves.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: &tokio::net::TcpListener,
     config: Arc<ServerConfig>,
     router: axum::Router,
     limits: Limits,

@@ -32,7 +32,7 @@ async fn start(state: &Path) -> Cas {
     let bound = veil_cas::bind(&config).await.unwrap();
     let url = format!("https://{}", bound.addr);
     let mut pin = [0u8; 32];
-    hex::decode_to_slice(&bound.fingerprint, &mut pin).unwrap();
+    hex::decode_to_slice(bound.fingerprint.as_ref().unwrap(), &mut pin).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         bound
@@ -494,4 +494,140 @@ async fn hostile_input_gets_4xx() {
     let metrics = a.call(hyper::Method::GET, "/metrics", None).await.unwrap();
     assert!(String::from_utf8_lossy(&metrics).contains("veil_cas_sessions"));
     cas.stop().await;
+}
+
+/// Posts a decrypted share to a sealed CAS (trusting whatever certificate
+/// it shows: the CLI attests it first, see `veil cas unseal`).
+async fn post_share(
+    url: &str,
+    share: &veil_recovery::PlainShare,
+) -> Result<serde_json::Value, ClientError> {
+    let c = CasClient::first_contact(url, veil_client::danger::FirstContact).unwrap();
+    c.post(
+        "/v1/recovery/share",
+        &serde_json::json!({ "share": share.to_transport().as_str() }),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cas_without_its_key_starts_sealed_and_k_shares_unseal_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cas = start(dir.path()).await;
+    let (alice, bob, carol) = (identity(), identity(), identity());
+    let a = cas.client(Some(&alice));
+    let created = apply(&a, &policy(&[&alice], "")).await.unwrap();
+    let pin = cas.pin;
+    cas.stop().await;
+
+    // `veil cas init --recovery-shares 3 --threshold 2`.
+    let key_path = dir.path().join("sealing.key");
+    let key = veil_store::SealingKey::load_key_file(&key_path).unwrap();
+    let recipients: Vec<_> = [&alice, &bob, &carol]
+        .iter()
+        .map(|id| veil_recovery::RecipientKey::from_cert_der(id.certificate()).unwrap())
+        .collect();
+    let set = veil_recovery::split(&key.dangerous_raw_bytes(), 2, &recipients).unwrap();
+    std::fs::write(
+        dir.path().join(veil_cas::sealed::RECOVERY_FILE),
+        serde_json::to_vec(&set.record()).unwrap(),
+    )
+    .unwrap();
+    let plain: Vec<_> = set
+        .shares()
+        .iter()
+        .zip([&alice, &bob, &carol])
+        .map(|(s, id)| veil_recovery::decrypt_share(s, id.key_der().secret_der()).unwrap())
+        .collect();
+    // A share of another split of another key.
+    let other_key = veil_store::SealingKey::generate().unwrap();
+    let foreign_set =
+        veil_recovery::split(&other_key.dangerous_raw_bytes(), 2, &recipients).unwrap();
+    let foreign =
+        veil_recovery::decrypt_share(&foreign_set.shares()[0], alice.key_der().secret_der())
+            .unwrap();
+
+    // The key file is lost: the CAS starts sealed.
+    std::fs::remove_file(&key_path).unwrap();
+    let config = veil_cas::ServeConfig {
+        state_dir: dir.path().to_owned(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        dev: true,
+        trust_sim_keys: vec![],
+        nonce_ttl: Duration::from_secs(60),
+    };
+    let bound = veil_cas::bind(&config).await.unwrap();
+    assert!(bound.is_sealed());
+    assert_eq!(bound.fingerprint, None);
+    let url = format!("https://{}", bound.addr);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        bound
+            .serve(async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    let first = CasClient::first_contact(&url, veil_client::danger::FirstContact).unwrap();
+    let status: serde_json::Value = first.get("/v1/status").await.unwrap();
+    assert_eq!(status["sealed"], true);
+    // Nothing but status and recovery is served.
+    let err = first
+        .get::<serde_json::Value>("/v1/nonce")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Api { status: 503, .. }), "{err}");
+
+    // K-1 shares, a duplicate and a foreign share leave it sealed.
+    let r = post_share(&url, &plain[0]).await.unwrap();
+    assert_eq!(r["state"], "sealed");
+    let err = post_share(&url, &plain[0]).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Api { status: 422, message, .. } if message.contains("already")),
+        "{err}"
+    );
+    let status: serde_json::Value = first.get("/v1/status").await.unwrap();
+    assert_eq!(status["recovery"]["have"], 1);
+    let err = post_share(&url, &foreign).await.unwrap_err();
+    assert!(matches!(err, ClientError::Api { status: 422, .. }), "{err}");
+    let err = first
+        .post::<_, serde_json::Value>(
+            "/v1/recovery/share",
+            &serde_json::json!({ "share": "garbage" }),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Api { status: 400, .. }), "{err}");
+    // The K-th share unseals; the same socket then serves the whole API
+    // with the CAS's own identity and its sessions.
+    let r = post_share(&url, &plain[2]).await.unwrap();
+    assert_eq!(r["state"], "unsealed");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let pinned = loop {
+        let c = CasClient::new(
+            &url,
+            Trust::Pinned(pin),
+            Some(ClientIdentity {
+                chain: vec![alice.cert_der()],
+                key: alice.key_der(),
+            }),
+        )
+        .unwrap();
+        match c.get::<serde_json::Value>("/v1/sessions/shop/db").await {
+            Ok(v) => {
+                assert_eq!(v["hash"], created["hash"]);
+                break c;
+            }
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "never unsealed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let status: serde_json::Value = pinned.get("/v1/status").await.unwrap();
+    assert_eq!(status["sealed"], false);
+    assert!(key_path.exists(), "the recovered key is stored again");
+    let _ = tx.send(());
+    let _ = task.await;
 }

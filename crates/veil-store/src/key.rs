@@ -129,6 +129,19 @@ impl SealingKey {
         Ok(SealingKey { bytes })
     }
 
+    /// Writes this key to a new key file (mode 0600, created atomically);
+    /// fails if the file exists. Used when a CAS is unsealed from recovery
+    /// shares.
+    pub fn write_key_file(&self, path: impl AsRef<Path>) -> Result<(), StoreError> {
+        self.create_key_file(path.as_ref())
+    }
+
+    /// A copy of the raw key, for splitting it into recovery shares and
+    /// nothing else: whoever holds these bytes can read the whole store.
+    pub fn dangerous_raw_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.bytes)
+    }
+
     fn create_key_file(&self, path: &Path) -> Result<(), StoreError> {
         let io = |source| StoreError::KeyFileIo {
             path: path.to_owned(),

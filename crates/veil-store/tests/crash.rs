@@ -189,6 +189,14 @@ fn kill9_loop_loses_no_acknowledged_write() {
             chain.len() >= present.len(),
             "cycle {cycle}: fewer audit records than writes"
         );
+        if (cycle + 1) % 100 == 0 {
+            println!(
+                "crash test: {} cycles, {} acknowledged writes checked, {:.1?}",
+                cycle + 1,
+                acked.len(),
+                started.elapsed()
+            );
+        }
         next = present
             .keys()
             .filter_map(|k| std::str::from_utf8(&k[1..]).ok()?.parse::<u64>().ok())

@@ -52,6 +52,44 @@ pub enum CasCommand {
     Verify(CasVerifyArgs),
     /// Print a CAS's status.
     Status(CasStatusArgs),
+    /// Split the CAS's sealing key into recovery shares for its owners.
+    Init(CasInitArgs),
+    /// Send your recovery share to a sealed CAS (after attesting it).
+    Unseal(CasUnsealArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CasInitArgs {
+    /// The CAS state directory (holding sealing.key).
+    #[arg(long)]
+    pub state: PathBuf,
+    /// How many shares (one per --recipient).
+    #[arg(long)]
+    pub recovery_shares: u8,
+    /// How many shares unseal the CAS.
+    #[arg(long)]
+    pub threshold: u8,
+    /// An owner's identity certificate (`veil identity show --cert`); repeat N times.
+    #[arg(long = "recipient")]
+    pub recipients: Vec<PathBuf>,
+    /// Where to write the encrypted shares (give each owner theirs).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CasUnsealArgs {
+    /// CAS URL, https://HOST:PORT.
+    pub url: String,
+    /// Your encrypted share (from `veil cas init`).
+    #[arg(long)]
+    pub share: PathBuf,
+    /// The measurement the CAS's TEE must have (hex).
+    #[arg(long, conflicts_with = "dev", required_unless_present = "dev")]
+    pub expect_measurement: Option<String>,
+    /// Accept a development CAS attested by the simulated TEE.
+    #[arg(long)]
+    pub dev: bool,
 }
 
 #[derive(Debug, Args)]
@@ -117,6 +155,9 @@ pub struct IdentityShowArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Print the identity certificate (PEM), e.g. for `veil cas init --recipient`.
+    #[arg(long, conflicts_with = "json")]
+    pub cert: bool,
 }
 
 #[derive(Debug, Subcommand)]

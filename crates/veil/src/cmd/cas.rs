@@ -7,7 +7,7 @@ use base64::Engine;
 use veil_attest::{Endorsement, Evidence, Tee, Time};
 use veil_client::{danger, CasClient};
 
-use crate::cli::{CasServeArgs, CasStatusArgs, CasVerifyArgs};
+use crate::cli::{CasInitArgs, CasServeArgs, CasStatusArgs, CasUnsealArgs, CasVerifyArgs};
 use crate::config::{client, runtime, PinnedCas, Pins};
 use crate::failure::Failure;
 
@@ -54,9 +54,18 @@ pub fn serve(args: CasServeArgs) -> Result<(), Failure> {
             );
         }
         println!("CAS listening on {url}");
-        println!("certificate fingerprint (SHA-256) {}", bound.fingerprint);
+        let fingerprint = match &bound.fingerprint {
+            Some(fp) => {
+                println!("certificate fingerprint (SHA-256) {fp}");
+                fp.clone()
+            }
+            None => {
+                println!("the CAS is SEALED: its sealing key is gone; owners unseal it with `veil cas unseal {url} --share FILE`");
+                "sealed".to_owned()
+            }
+        };
         if let Some(path) = &args.ready_file {
-            std::fs::write(path, format!("{url} {}\n", bound.fingerprint))
+            std::fs::write(path, format!("{url} {fingerprint}\n"))
                 .map_err(|e| Failure::io("cannot write", path, e))?;
         }
         bound
@@ -207,6 +216,115 @@ fn check_cas_evidence(
         return Err(Failure::NotAcceptable("the CAS runs in a debug TEE".into()));
     }
     Ok((claims.tee, claims.measurement))
+}
+
+pub fn init(args: CasInitArgs) -> Result<(), Failure> {
+    let key_path = args.state.join("sealing.key");
+    let key = veil_store::SealingKey::load_key_file(&key_path)
+        .map_err(|e| Failure::Usage(format!("{}: {e}", key_path.display())))?;
+    if args.recipients.len() != usize::from(args.recovery_shares) {
+        return Err(Failure::Usage(format!(
+            "--recovery-shares {} needs exactly that many --recipient certificates, got {}",
+            args.recovery_shares,
+            args.recipients.len()
+        )));
+    }
+    let mut recipients = Vec::new();
+    for path in &args.recipients {
+        let text = crate::cmd::read_file(path)?;
+        let der = pem::parse_many(&text)
+            .ok()
+            .and_then(|blocks| blocks.into_iter().find(|b| b.tag() == "CERTIFICATE"))
+            .map(|b| b.into_contents())
+            .ok_or_else(|| {
+                Failure::Usage(format!(
+                    "{}: no CERTIFICATE in it (use `veil identity show --cert`)",
+                    path.display()
+                ))
+            })?;
+        recipients.push(
+            veil_recovery::RecipientKey::from_cert_der(&der)
+                .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?,
+        );
+    }
+    let set = veil_recovery::split(&key.dangerous_raw_bytes(), args.threshold, &recipients)
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    let record =
+        serde_json::to_vec_pretty(&set.record()).map_err(|e| Failure::Usage(e.to_string()))?;
+    let record_path = args.state.join(veil_cas::sealed::RECOVERY_FILE);
+    std::fs::write(&record_path, record)
+        .map_err(|e| Failure::io("cannot write", &record_path, e))?;
+    std::fs::create_dir_all(&args.out).map_err(|e| Failure::io("cannot create", &args.out, e))?;
+    for share in set.shares() {
+        let path = args.out.join(format!("share-{}.json", share.index));
+        std::fs::write(&path, share.to_json())
+            .map_err(|e| Failure::io("cannot write", &path, e))?;
+        println!("wrote {} for {}", path.display(), share.recipient);
+    }
+    println!(
+        "any {} of the {} owners can unseal this CAS with `veil cas unseal URL --share FILE` if its sealing key is lost",
+        args.threshold, args.recovery_shares
+    );
+    Ok(())
+}
+
+pub fn unseal(args: CasUnsealArgs) -> Result<(), Failure> {
+    let url = args.url.trim_end_matches('/').to_owned();
+    let text = String::from_utf8(crate::cmd::read_file(&args.share)?)
+        .map_err(|_| Failure::Usage(format!("{} is not text", args.share.display())))?;
+    let share = veil_recovery::EncryptedShare::from_json(&text)
+        .map_err(|e| Failure::Usage(format!("{}: {e}", args.share.display())))?;
+    let id = crate::config::load_identity()?.ok_or_else(|| {
+        Failure::Usage("unsealing needs your identity: the share is encrypted to it".into())
+    })?;
+    let plain = veil_recovery::decrypt_share(&share, id.key_der().secret_der()).map_err(|e| {
+        Failure::NotAcceptable(format!("cannot decrypt {}: {e}", args.share.display()))
+    })?;
+    let expected = args
+        .expect_measurement
+        .as_deref()
+        .map(|h| {
+            hex::decode(h.trim()).map_err(|e| Failure::Usage(format!("--expect-measurement: {e}")))
+        })
+        .transpose()?;
+    let rt = runtime()?;
+    let answer: serde_json::Value = rt.block_on(async {
+        // Shares go only to a CAS whose evidence binds the TLS key we talk to.
+        let c = CasClient::first_contact(&url, danger::FirstContact)
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+        let mut nonce = [0u8; 32];
+        ring_fill(&mut nonce)?;
+        let ev: veil_api::CasEvidence = c
+            .get(&format!("/v1/cas/evidence?nonce={}", hex::encode(nonce)))
+            .await?;
+        let leaf = c
+            .seen_certificates()
+            .first()
+            .cloned()
+            .ok_or_else(|| Failure::NotAcceptable("the CAS presented no certificate".into()))?;
+        check_cas_evidence(&ev, &nonce, &leaf, args.dev, expected.as_deref())?;
+        let pinned = CasClient::new(
+            &url,
+            veil_client::Trust::Pinned(veil_client::cert_sha256(&leaf)),
+            None,
+        )
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+        let body = serde_json::json!({ "share": plain.to_transport().as_str() });
+        pinned
+            .post("/v1/recovery/share", &body)
+            .await
+            .map_err(Failure::from)
+    })?;
+    match answer["state"].as_str() {
+        Some("unsealed") => println!(
+            "the CAS at {url} is unsealed; run `veil cas verify {url}` again to pin its identity"
+        ),
+        _ => println!(
+            "share accepted: {} of {} shares",
+            answer["have"], answer["need"]
+        ),
+    }
+    Ok(())
 }
 
 pub fn status(args: CasStatusArgs) -> Result<(), Failure> {

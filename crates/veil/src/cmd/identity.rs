@@ -27,7 +27,9 @@ pub fn show(args: IdentityShowArgs) -> Result<(), Failure> {
             identity_path().display()
         ))
     })?;
-    if args.json {
+    if args.cert {
+        print!("{}", id.cert_pem());
+    } else if args.json {
         println!(
             "{}",
             serde_json::json!({

@@ -22,6 +22,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Cas(CasCommand::Serve(a)) => cas::serve(a),
         Command::Cas(CasCommand::Verify(a)) => cas::verify(a),
         Command::Cas(CasCommand::Status(a)) => cas::status(a),
+        Command::Cas(CasCommand::Init(a)) => cas::init(a),
+        Command::Cas(CasCommand::Unseal(a)) => cas::unseal(a),
         Command::Identity(IdentityCommand::Create(a)) => identity::create(a),
         Command::Identity(IdentityCommand::Show(a)) => identity::show(a),
         Command::Session(SessionCommand::Apply(a)) => session::apply(a),
