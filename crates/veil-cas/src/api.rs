@@ -38,10 +38,18 @@ pub fn router(cas: Arc<Cas>) -> Router {
         .route("/v1/sessions/{ns}/{name}", get(get_session))
         .route("/v1/sessions/{ns}/{name}/diff", post(diff))
         .route("/v1/sessions/{ns}/{name}/approve", post(approve))
-        .route("/v1/sessions/{ns}/{name}/secrets/{secret}", put(put_secret))
+        .route(
+            "/v1/sessions/{ns}/{name}/secrets/{secret}",
+            put(put_secret).get(export_secret),
+        )
         .route("/v1/audit", get(audit))
         .fallback(not_found)
+        .layer(axum::middleware::map_response(json_rejections))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(30),
+        ))
         .with_state(cas)
 }
 
@@ -54,6 +62,39 @@ fn caller(peer: Option<Extension<Peer>>) -> ApiResult<String> {
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; see /v1/openapi.json")
+}
+
+/// axum's own rejections (a path that is not UTF-8, a bad query string, a
+/// body over [`MAX_BODY`]) are plain text: give them the JSON error body
+/// every other error has.
+async fn json_rejections(res: Response) -> Response {
+    let status = res.status();
+    let plain = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
+    if !status.is_client_error() || !plain {
+        return res;
+    }
+    let (code, message) = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        (
+            "too_large",
+            format!("the request body is over {MAX_BODY} bytes"),
+        )
+    } else {
+        let text = axum::body::to_bytes(res.into_body(), 4096)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        ("bad_request", text)
+    };
+    ApiError {
+        code,
+        status,
+        message,
+        reason: None,
+    }
+    .into_response()
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -266,6 +307,17 @@ async fn put_secret(
     cas.put_secret(&who, &format!("{ns}/{name}"), &secret, value)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn export_secret(
+    State(cas): State<Arc<Cas>>,
+    peer: Option<Extension<Peer>>,
+    Path((ns, name, secret)): Path<(String, String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let who = caller(peer)?;
+    cas.export_secret(&who, &format!("{ns}/{name}"), &secret)
+        .await
+        .map(Json)
 }
 
 async fn audit(State(cas): State<Arc<Cas>>, peer: Option<Extension<Peer>>) -> ApiResult<Response> {

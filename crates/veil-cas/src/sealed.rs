@@ -56,8 +56,8 @@ impl SealedCas {
                 1,
             )
             .map_err(|e| StartError::Other(e.to_string()))?;
-        let combiner = Combiner::new(record.check, record.set_id, record.threshold)
-            .map_err(|e| StartError::Other(e.to_string()))?;
+        let combiner =
+            Combiner::from_record(&record).map_err(|e| StartError::Other(e.to_string()))?;
         let (unsealed, _) = tokio::sync::watch::channel(false);
         Ok(SealedCas {
             store_path,
@@ -182,8 +182,16 @@ struct ShareBody {
 
 async fn share(
     State(s): State<Arc<SealedCas>>,
+    peer: Option<axum::extract::Extension<crate::tls::Peer>>,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    // Only the owner a share was made for may send it (mutual TLS), so
+    // nobody else can flood the combiner with forged shares.
+    let sender: veil_recovery::Fingerprint = peer
+        .and_then(|axum::extract::Extension(p)| p.fingerprint)
+        .ok_or_else(ApiError::unauthenticated)?
+        .parse()
+        .map_err(|_| ApiError::unauthenticated())?;
     let b: ShareBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("bad_request", format!("expected {{\"share\": ...}}: {e}"))
     })?;
@@ -194,7 +202,7 @@ async fn share(
             .combiner
             .lock()
             .map_err(|_| ApiError::internal("recovering", &"lock poisoned"))?;
-        c.add(share)
+        c.add_from(&sender, share)
             .map_err(|e| ApiError::unprocessable("bad_share", e.to_string()))?
     };
     match outcome {

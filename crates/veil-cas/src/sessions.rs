@@ -502,6 +502,60 @@ impl Cas {
         .await
     }
 
+    /// `GET /v1/sessions/{name}/secrets/{secret}`: an owner reads a secret
+    /// that the policy explicitly exports to owners (`export: [owner]`).
+    /// Audited before the value leaves.
+    pub(crate) async fn export_secret(
+        &self,
+        caller: &str,
+        name: &str,
+        secret: &str,
+    ) -> Result<serde_json::Value, ApiError> {
+        let active = self.owned_session(caller, name)?;
+        let spec = active.session.secret(secret).ok_or_else(|| {
+            ApiError::not_found(format!("session {name} declares no secret {secret}"))
+        })?;
+        if !spec
+            .export
+            .iter()
+            .any(|e| matches!(e, veil_policy::Export::Owner))
+        {
+            return Err(ApiError::forbidden(format!(
+                "secret {secret} of {name} is not exported to owners: secrets are never readable unless the policy says `export: [owner]`"
+            )));
+        }
+        let value = self.load_secrets(name)?.remove(secret).ok_or_else(|| {
+            ApiError::not_found(format!("secret {secret} of {name} has no value yet"))
+        })?;
+        use base64::Engine;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let body = match &value {
+            StoredSecret::Supplied { value } => {
+                serde_json::json!({ "kind": "supplied", "value": value })
+            }
+            StoredSecret::Generated(m) => serde_json::json!({
+                "kind": spec.kind.as_str(),
+                "value": b64(&m.value),
+                "cert": m.cert_pem,
+                "key": m.key_pem.as_ref().map(|k| k.as_str().to_owned()),
+                "ca": m.ca_pem,
+            }),
+        };
+        let subject = name.to_owned();
+        let caller_owned = caller.to_owned();
+        let secret_name = secret.to_owned();
+        self.write(move |tx| {
+            tx.audit(AuditEntry::new(
+                "secret.export",
+                subject,
+                caller_owned,
+                serde_json::json!({ "secret": secret_name }),
+            ))
+        })
+        .await?;
+        Ok(body)
+    }
+
     /// Sessions the caller owns.
     pub(crate) fn owned(&self, caller: &str) -> Result<Vec<Arc<Active>>, ApiError> {
         let who = parse_fingerprint(caller)?;

@@ -500,9 +500,21 @@ async fn hostile_input_gets_4xx() {
 /// it shows: the CLI attests it first, see `veil cas unseal`).
 async fn post_share(
     url: &str,
+    owner: &Identity,
     share: &veil_recovery::PlainShare,
 ) -> Result<serde_json::Value, ClientError> {
-    let c = CasClient::first_contact(url, veil_client::danger::FirstContact).unwrap();
+    let first = CasClient::first_contact(url, veil_client::danger::FirstContact).unwrap();
+    let _: serde_json::Value = first.get("/v1/health").await?;
+    let leaf = first.seen_certificates()[0].clone();
+    let c = CasClient::new(
+        url,
+        Trust::Pinned(veil_client::cert_sha256(&leaf)),
+        Some(ClientIdentity {
+            chain: vec![owner.cert_der()],
+            key: owner.key_der(),
+        }),
+    )
+    .unwrap();
     c.post(
         "/v1/recovery/share",
         &serde_json::json!({ "share": share.to_transport().as_str() }),
@@ -580,16 +592,19 @@ async fn a_cas_without_its_key_starts_sealed_and_k_shares_unseal_it() {
     assert!(matches!(err, ClientError::Api { status: 503, .. }), "{err}");
 
     // K-1 shares, a duplicate and a foreign share leave it sealed.
-    let r = post_share(&url, &plain[0]).await.unwrap();
+    let r = post_share(&url, &alice, &plain[0]).await.unwrap();
     assert_eq!(r["state"], "sealed");
-    let err = post_share(&url, &plain[0]).await.unwrap_err();
+    let err = post_share(&url, &alice, &plain[0]).await.unwrap_err();
     assert!(
         matches!(&err, ClientError::Api { status: 422, message, .. } if message.contains("already")),
         "{err}"
     );
     let status: serde_json::Value = first.get("/v1/status").await.unwrap();
     assert_eq!(status["recovery"]["have"], 1);
-    let err = post_share(&url, &foreign).await.unwrap_err();
+    let err = post_share(&url, &alice, &foreign).await.unwrap_err();
+    assert!(matches!(err, ClientError::Api { status: 422, .. }), "{err}");
+    // Carol's share sent by someone else is refused.
+    let err = post_share(&url, &identity(), &plain[2]).await.unwrap_err();
     assert!(matches!(err, ClientError::Api { status: 422, .. }), "{err}");
     let err = first
         .post::<_, serde_json::Value>(
@@ -598,10 +613,11 @@ async fn a_cas_without_its_key_starts_sealed_and_k_shares_unseal_it() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, ClientError::Api { status: 400, .. }), "{err}");
+    // Without a client identity nobody may send a share.
+    assert!(matches!(err, ClientError::Api { status: 401, .. }), "{err}");
     // The K-th share unseals; the same socket then serves the whole API
     // with the CAS's own identity and its sessions.
-    let r = post_share(&url, &plain[2]).await.unwrap();
+    let r = post_share(&url, &carol, &plain[2]).await.unwrap();
     assert_eq!(r["state"], "unsealed");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let pinned = loop {
@@ -630,4 +646,117 @@ async fn a_cas_without_its_key_starts_sealed_and_k_shares_unseal_it() {
     assert!(key_path.exists(), "the recovered key is stored again");
     let _ = tx.send(());
     let _ = task.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_secret_kind_rotation_import_and_owner_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let cas = start(dir.path()).await;
+    let alice = identity();
+    let a = cas.client(Some(&alice));
+    let fp = alice.fingerprint().to_string();
+    let m = hex::encode(MEASUREMENT);
+    // The exporting session: one secret exported to shop/db, one to owners.
+    let keys = format!(
+        "name: shop/keys\nversion: 1\nowners: [{fp}]\nsecrets:\n  - {{ name: shared, kind: bytes, size: 16, export: [{{ session: shop/db }}] }}\n  - {{ name: mine, kind: aes-256, export: [{{ owner: true }}] }}\n  - {{ name: private, kind: aes-256 }}\nservices: []\n"
+    );
+    apply(&a, &keys).await.unwrap();
+    let db = |version: u32, predecessor: Option<&str>, rotate: &str| {
+        let pred = predecessor.map_or(String::new(), |p| format!("predecessor: {p}\n"));
+        format!(
+            r#"name: shop/db
+version: {version}
+{pred}owners: [{fp}]
+{rotate}secrets:
+  - {{ name: pw, kind: password, length: 32, alphabet: hex }}
+  - {{ name: raw, kind: bytes, size: 48 }}
+  - {{ name: aes, kind: aes-256 }}
+  - {{ name: ec, kind: ecdsa-p256 }}
+  - {{ name: ed, kind: ed25519 }}
+  - {{ name: ca, kind: x509-ca }}
+  - {{ name: leaf, kind: x509, issuer: ca, dns: [db.internal] }}
+  - {{ name: shared, kind: import, session: shop/keys, secret: shared }}
+services:
+  - name: app
+    accept:
+      - tee: sim
+        measurement: {m}
+    command: [/bin/app]
+    env:
+      PW: "{{{{ pw }}}}"
+      RAW: "{{{{ raw | hex }}}}"
+      AES: "{{{{ aes | base64 }}}}"
+      EC: "{{{{ ec }}}}"
+      ED: "{{{{ ed }}}}"
+      LEAF: "{{{{ leaf.cert }}}}"
+      LEAF_KEY: "{{{{ leaf.key }}}}"
+      LEAF_CA: "{{{{ leaf.ca }}}}"
+      SHARED: "{{{{ shared | hex }}}}"
+"#
+        )
+    };
+    let created = apply(&a, &db(1, None, "")).await.unwrap();
+    let launcher = Launcher::new();
+    let resp = attest(&cas, &launcher.request(&cas, "app", |_, _| {}).await)
+        .await
+        .unwrap();
+    let env = |k: &str| resp.env.get(k).unwrap().to_string();
+    let pw = env("PW");
+    assert_eq!(pw.len(), 32);
+    assert!(pw.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(hex::decode(env("RAW")).unwrap().len(), 48);
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(env("AES"))
+            .unwrap()
+            .len(),
+        32
+    );
+    assert!(env("EC").contains("PRIVATE KEY"));
+    assert!(env("ED").contains("PRIVATE KEY"));
+    // The leaf certificate chains to the x509-ca secret.
+    let leaf = pem::parse(env("LEAF")).unwrap().into_contents();
+    let ca = pem::parse(env("LEAF_CA")).unwrap().into_contents();
+    veil_ca::verify_chain(&leaf, &ca, Time::now()).unwrap();
+    assert!(env("LEAF_KEY").contains("PRIVATE KEY"));
+    assert_eq!(hex::decode(env("SHARED")).unwrap().len(), 16);
+
+    // Owners read only what is exported to them.
+    let mine: serde_json::Value = a.get("/v1/sessions/shop/keys/secrets/mine").await.unwrap();
+    assert_eq!(mine["kind"], "aes-256");
+    let err = a
+        .get::<serde_json::Value>("/v1/sessions/shop/keys/secrets/private")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Api { status: 403, .. }), "{err}");
+    let err = a
+        .get::<serde_json::Value>("/v1/sessions/shop/db/secrets/pw")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Api { status: 403, .. }), "{err}");
+    let err = cas
+        .client(Some(&identity()))
+        .get::<serde_json::Value>("/v1/sessions/shop/keys/secrets/mine")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Api { status: 404, .. }), "{err}");
+
+    // An update keeps generated secrets, except those it rotates.
+    let v2 = db(2, created["hash"].as_str(), "rotate: [pw]\n");
+    apply(&a, &v2).await.unwrap();
+    let resp2 = attest(&cas, &launcher.request(&cas, "app", |_, _| {}).await)
+        .await
+        .unwrap();
+    assert_ne!(resp2.env.get("PW").unwrap().as_str(), pw, "pw was rotated");
+    assert_eq!(
+        resp2.env.get("RAW").unwrap().as_str(),
+        env("RAW"),
+        "raw was kept"
+    );
+    assert_eq!(
+        resp2.env.get("LEAF").unwrap().as_str(),
+        env("LEAF"),
+        "leaf was kept"
+    );
+    cas.stop().await;
 }

@@ -78,6 +78,11 @@
 //! not block recovery once K good shares are present. A key that fails the
 //! check is never returned.
 //!
+//! The set id and check are in every share file, so anyone who saw one can
+//! forge well-formed shares. A CAS should take shares with
+//! [`Combiner::add_from`], naming the owner authenticated on the connection
+//! (mutual TLS): share *i* is accepted only from owner *i* of the record.
+//!
 //! # Example
 //!
 //! ```

@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
+
 use base64::Engine;
 use sha2::Digest;
 use veil_api::{AttestRequest, AttestResponse, NonceResponse, ATTEST_DOMAIN};
@@ -36,6 +38,8 @@ use veil_store::AuditHead;
 const MEASUREMENT: [u8; 48] = [0x5a; 48];
 /// How long a (re)start may take before the test gives up on it.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long to wait for the first answer of a cycle before killing anyway.
+const FIRST_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the workers may take to notice that their server is gone.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(45);
 /// The session attestations run against.
@@ -311,6 +315,7 @@ struct Ledger {
     head: Option<AuditHead>,
     grants_confirmed: usize,
     denials_confirmed: usize,
+    audit_time: Duration,
     /// Grants whose audit_seq did not name their own record: (audit_seq, actual seq).
     seq_mismatches: Vec<(u64, u64)>,
 }
@@ -397,6 +402,7 @@ async fn check(owner: &CasClient, ledger: &mut Ledger, acks: Acks) -> Result<(),
 
     // The audit log verifies, still holds the head seen before, and has a
     // grant for every acknowledged attestation.
+    let audit_started = Instant::now();
     let text = owner
         .call(hyper::Method::GET, "/v1/audit", None)
         .await
@@ -413,6 +419,7 @@ async fn check(owner: &CasClient, ledger: &mut Ledger, acks: Acks) -> Result<(),
         })?;
     }
     ledger.head = Some(chain.head);
+    ledger.audit_time += audit_started.elapsed();
     if !acks.granted.is_empty() || !acks.denied.is_empty() {
         let (records, _) = parse_export(&text).map_err(|e| format!("audit export: {e}"))?;
         let grants: BTreeMap<&str, u64> = records
@@ -460,6 +467,17 @@ async fn check(owner: &CasClient, ledger: &mut Ledger, acks: Acks) -> Result<(),
     Ok(())
 }
 
+/// What the load of one cycle shares with the test.
+#[derive(Default)]
+struct Load {
+    /// Set once the server was killed: the clients stop.
+    stop: Arc<AtomicBool>,
+    /// What the server acknowledged.
+    acks: Arc<Mutex<Acks>>,
+    /// Notified at every acknowledgement.
+    first: Arc<Notify>,
+}
+
 /// Runs the load of one cycle against `server` until `stop`; returns what was acknowledged.
 fn spawn_load(
     server: &Server,
@@ -467,9 +485,9 @@ fn spawn_load(
     sim: &Arc<SimPlatformKey>,
     cycle: usize,
     chain: (u64, String),
-    stop: &Arc<AtomicBool>,
-    acks: &Arc<Mutex<Acks>>,
+    load: &Load,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    let Load { stop, acks, first } = load;
     let mut tasks = Vec::new();
     let unexpected = |acks: &Mutex<Acks>, what: String| {
         acks.lock().unwrap().unexpected.push(what);
@@ -477,11 +495,12 @@ fn spawn_load(
 
     // New sessions, one after the other.
     {
-        let (c, stop, acks, owner) = (
+        let (c, stop, acks, owner, first) = (
             server.client(Some(owner)),
             stop.clone(),
             acks.clone(),
             owner.clone(),
+            first.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut i = 0;
@@ -494,6 +513,7 @@ fn spawn_load(
                             unexpected(&acks, format!("create {name} answered {v}"));
                         }
                         acks.lock().unwrap().created.push((name, hash));
+                        first.notify_one();
                     }
                     Err(e @ ClientError::Api { .. }) => {
                         unexpected(&acks, format!("create {name}: {e}"));
@@ -508,11 +528,12 @@ fn spawn_load(
 
     // Updates of one session, each naming its predecessor.
     {
-        let (c, stop, acks, owner) = (
+        let (c, stop, acks, owner, first) = (
             server.client(Some(owner)),
             stop.clone(),
             acks.clone(),
             owner.clone(),
+            first.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let (mut version, mut hash) = chain;
@@ -530,6 +551,7 @@ fn spawn_load(
                         let mut a = acks.lock().unwrap();
                         a.chained = Some((version, hash.clone()));
                         a.chain_in_flight = None;
+                        first.notify_one();
                     }
                     Err(e @ ClientError::Api { .. }) => {
                         unexpected(&acks, format!("update of {CHAIN_SESSION}: {e}"));
@@ -541,18 +563,31 @@ fn spawn_load(
         }));
     }
 
-    // Attestations against the earlier session, two at a time (grouped commits).
-    for _ in 0..2 {
-        let (c, stop, acks, sim) = (server.client(None), stop.clone(), acks.clone(), sim.clone());
+    // Attestations against the earlier session, two at a time (grouped
+    // commits): one launcher is always granted, the other alternates
+    // relayed evidence (denied, and audited before the answer) and grants.
+    for worker in 0..2u32 {
+        let (c, stop, acks, sim, first) = (
+            server.client(None),
+            stop.clone(),
+            acks.clone(),
+            sim.clone(),
+            first.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut i = 0u32;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
-                match attest_once(&c, &sim, i % 3 == 0).await {
+                let relayed = worker == 1 && i % 2 == 1;
+                match attest_once(&c, &sim, relayed).await {
                     Ok(Attested::Grant(spki, seq)) => {
-                        acks.lock().unwrap().granted.push((spki, seq))
+                        acks.lock().unwrap().granted.push((spki, seq));
+                        first.notify_one();
                     }
-                    Ok(Attested::Deny(expected)) => acks.lock().unwrap().denied.push(expected),
+                    Ok(Attested::Deny(expected)) => {
+                        acks.lock().unwrap().denied.push(expected);
+                        first.notify_one();
+                    }
                     Ok(Attested::Wrong(what)) => {
                         unexpected(&acks, what);
                         break;
@@ -625,29 +660,40 @@ async fn kill_9_loop_loses_no_acknowledged_write() {
         head: None,
         grants_confirmed: 0,
         denials_confirmed: 0,
+        audit_time: Duration::ZERO,
         seq_mismatches: Vec::new(),
     };
     let (mut created, mut updates, mut idle) = (0usize, 0u64, 0usize);
     let mut slowest_start = Duration::ZERO;
+    let mut stalls = 0usize;
     let (mut in_start, mut in_check) = (Duration::ZERO, Duration::ZERO);
 
     for cycle in 1..=cycles {
+        // Most kills land 0-50 ms into steady traffic (after the first
+        // answer); one in five 0-50 ms after the clients started, when the
+        // first requests are still connecting or committing.
         let delay = rng.below(51);
-        let label = format!("cycle {cycle}/{cycles} (kill after {delay} ms)");
-        let stop = Arc::new(AtomicBool::new(false));
-        let acks = Arc::new(Mutex::new(Acks::default()));
-        let tasks = spawn_load(
-            &server,
-            &owner,
-            &sim,
-            cycle,
-            ledger.chain.clone(),
-            &stop,
-            &acks,
+        let early = rng.below(5) == 0;
+        let label = format!(
+            "cycle {cycle}/{cycles} (kill {delay} ms after {})",
+            if early {
+                "the load started"
+            } else {
+                "the first answer"
+            }
         );
+        let load = Load::default();
+        let tasks = spawn_load(&server, &owner, &sim, cycle, ledger.chain.clone(), &load);
+        if !early
+            && tokio::time::timeout(FIRST_ANSWER_TIMEOUT, load.first.notified())
+                .await
+                .is_err()
+        {
+            stalls += 1;
+        }
         tokio::time::sleep(Duration::from_millis(delay)).await;
         server.kill();
-        stop.store(true, Ordering::Relaxed);
+        load.stop.store(true, Ordering::Relaxed);
         for t in tasks {
             if tokio::time::timeout(DRAIN_TIMEOUT, t).await.is_err() {
                 ctx.fail(
@@ -656,7 +702,7 @@ async fn kill_9_loop_loses_no_acknowledged_write() {
                 );
             }
         }
-        let acks = std::mem::take(&mut *acks.lock().unwrap());
+        let acks = std::mem::take(&mut *load.acks.lock().unwrap());
         if !acks.unexpected.is_empty() {
             ctx.fail(
                 &label,
@@ -693,14 +739,17 @@ async fn kill_9_loop_loses_no_acknowledged_write() {
     }
     drop(server);
     eprintln!(
-        "cas_crash: {cycles} cycles in {:.1} s ({:.1} s restarting, slowest {} ms; {:.1} s checking): {created} sessions created, \
-         {updates} chained updates, {} grants and {} denials acknowledged and found in the audit log, {idle} cycles killed before any acknowledgement, no loss",
+        "cas_crash: {cycles} cycles in {:.1} s ({:.1} s restarting, slowest {} ms; {:.1} s checking, {:.1} s of it the audit log): {created} sessions created, \
+         {updates} chained updates, {} grants and {} denials acknowledged and found in the audit log, {idle} cycles killed before any acknowledgement, \
+         {stalls} cycles without an answer in {} s, no loss",
         began.elapsed().as_secs_f64(),
         in_start.as_secs_f64(),
         slowest_start.as_millis(),
         in_check.as_secs_f64(),
+        ledger.audit_time.as_secs_f64(),
         ledger.grants_confirmed,
         ledger.denials_confirmed,
+        FIRST_ANSWER_TIMEOUT.as_secs(),
     );
     if !ledger.seq_mismatches.is_empty() {
         eprintln!(
@@ -746,7 +795,7 @@ async fn grant_audit_seq_names_its_own_record() {
         panic!("the attestation was not granted");
     };
     let text = c.call(hyper::Method::GET, "/v1/audit", None).await.unwrap();
-    let (records, _) = parse_export(&String::from_utf8(text.to_vec()).unwrap()).unwrap();
+    let (records, _) = parse_export(std::str::from_utf8(&text).unwrap()).unwrap();
     let at = records.iter().find(|r| r.record.seq == audit_seq).unwrap();
     let own = records
         .iter()
