@@ -9,6 +9,8 @@
 #   VEIL_BIN            veil binary (default: target/debug/veil, built if absent)
 #   ST_MAX_EXAMPLES     test cases per operation and phase (default: 30)
 #   ST_SEED             schemathesis seed (default: random; printed in the output)
+#   ST_ARGS             more `schemathesis run` arguments (word-split), e.g.
+#                       "--report har --report-dir /tmp/st" or "--phases fuzzing"
 #   ST_VENV             venv holding schemathesis; reused if it has it, else
 #                       created and installed into (default: a temp dir,
 #                       removed afterwards). A schemathesis on PATH is used first.
@@ -95,11 +97,26 @@ services:
 EOF
 "$veil" session apply "$tmp/policy.yaml" >/dev/null || die "session apply failed"
 
+# Half the generated path parameters name that session and its secrets, so
+# the fuzzer gets past "404 no such session"; the other half stay random.
+cat >"$tmp/schemathesis.toml" <<'TOML'
+[dictionaries.ns]
+values = ["shop"]
+[dictionaries.name]
+values = ["db"]
+[dictionaries.secret]
+values = ["api_token", "db_password"]
+[parameters]
+"path.ns" = { dictionary = "ns", probability = 0.5 }
+"path.name" = { dictionary = "name", probability = 0.5 }
+"path.secret" = { dictionary = "secret", probability = 0.5 }
+TOML
+
 seed_args=()
 [[ -n ${ST_SEED:-} ]] && seed_args=(--seed "$ST_SEED")
 rc=0
-# schemathesis reads schemathesis.toml from the working directory: run in $tmp.
-(cd "$tmp" && "$st" run "$url/v1/openapi.json" \
+# Run in $tmp so no stray schemathesis.toml is read and reports stay there.
+(cd "$tmp" && "$st" --config-file "$tmp/schemathesis.toml" run "$url/v1/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --tls-verify false \
     --request-cert "$tmp/cert.pem" --request-cert-key "$tmp/key.pem" \
@@ -108,7 +125,7 @@ rc=0
     --request-timeout 10 \
     --generation-database none \
     --no-color \
-    "${seed_args[@]}") || rc=$?
+    "${seed_args[@]}" ${ST_ARGS:-}) || rc=$?
 
 if grep -q panicked "$tmp/cas.log"; then
     echo "schemathesis.sh: the CAS panicked:" >&2

@@ -6,8 +6,11 @@
 //! One attestation is what a launcher does: `GET /v1/nonce`, sim evidence
 //! over `report_data(ATTEST_DOMAIN, nonce, spki, 0)` signed with the CAS's dev
 //! sim platform key, `POST /v1/attest` (evidence verification, policy,
-//! secrets, certificate issuance, durable audit record). Each call opens a
-//! new TCP + TLS connection, as `veil_client` does. The launcher key pairs
+//! secrets, certificate issuance, durable audit record). Each attestation is
+//! a new launcher with a `veil_client::CasClient` of its own, and each call
+//! opens a new TCP + TLS connection, as `veil_client` does (the attest call
+//! may resume the nonce call's TLS session if the CAS issues tickets). The
+//! launcher key pairs
 //! are made before the timed loop. The CAS (its own 2-worker runtime) and the
 //! load generator (another 2-worker runtime) share the machine's cores.
 //!
@@ -62,7 +65,8 @@ fn spki_of(id: &Identity) -> Vec<u8> {
 
 /// What one launcher needs, shared by all workers.
 struct Launch {
-    client: CasClient,
+    url: String,
+    pin: [u8; 32],
     sim: SimPlatformKey,
     spkis: Vec<Vec<u8>>,
 }
@@ -74,7 +78,10 @@ struct Tally {
 }
 
 async fn attest_once(l: &Launch, spki: &[u8]) -> Result<AttestResponse, ClientError> {
-    let n: NonceResponse = l.client.get("/v1/nonce").await?;
+    // A new launcher each time: a client of its own, so the nonce call is a
+    // full TLS handshake and only the attest call can resume its session.
+    let client = CasClient::new(&l.url, Trust::Pinned(l.pin), None)?;
+    let n: NonceResponse = client.get("/v1/nonce").await?;
     let mut nonce = [0u8; 32];
     hex::decode_to_slice(&n.nonce, &mut nonce).unwrap();
     let evidence = l.sim.sign(&SimStatement {
@@ -94,7 +101,7 @@ async fn attest_once(l: &Launch, spki: &[u8]) -> Result<AttestResponse, ClientEr
         spki: b64(spki),
         runtime_claims: Default::default(),
     };
-    l.client.post("/v1/attest", &req).await
+    client.post("/v1/attest", &req).await
 }
 
 struct Level {
@@ -251,7 +258,8 @@ fn main() {
         let applied: serde_json::Value = serde_json::from_slice(&applied).unwrap();
         assert_eq!(applied["state"], "active", "{applied}");
         let launch = Arc::new(Launch {
-            client: CasClient::new(&url, Trust::Pinned(pin), None).unwrap(),
+            url: url.clone(),
+            pin,
             sim,
             spkis,
         });

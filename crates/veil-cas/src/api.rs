@@ -332,3 +332,38 @@ async fn audit(State(cas): State<Arc<Cas>>, peer: Option<Extension<Peer>>) -> Ap
     .map_err(|e| ApiError::internal("exporting the audit log", &e))?;
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], text).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+    use super::*;
+
+    async fn json_of(res: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn axum_rejections_become_json_errors() {
+        let uri: axum::http::Uri = "/v1/cas/evidence".parse().unwrap();
+        let rejection = Query::<NonceQuery>::try_from_uri(&uri).err().unwrap();
+        let res = json_rejections(rejection.into_response()).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+        let body = json_of(res).await;
+        assert_eq!(body["error"]["code"], "bad_request");
+        assert!(body["error"]["message"].as_str().unwrap().contains("nonce"));
+
+        let too_big = (StatusCode::PAYLOAD_TOO_LARGE, "length limit exceeded").into_response();
+        let body = json_of(json_rejections(too_big).await).await;
+        assert_eq!(body["error"]["code"], "too_large");
+
+        // Successful plain-text responses (/metrics) are left alone.
+        let ok = json_rejections((StatusCode::OK, "metric 1").into_response()).await;
+        assert_eq!(
+            ok.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
+    }
+}

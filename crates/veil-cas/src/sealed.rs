@@ -34,6 +34,7 @@ pub struct SealedCas {
     pub(crate) tls: Identity,
     pub(crate) ca: CaIdentity,
     pub(crate) unsealed: tokio::sync::watch::Sender<bool>,
+    pub(crate) sim_key: Option<[u8; 32]>,
 }
 
 impl SealedCas {
@@ -42,6 +43,7 @@ impl SealedCas {
         key_path: PathBuf,
         record: RecoveryRecord,
         evidence: Box<dyn EvidenceProvider>,
+        sim_key: Option<[u8; 32]>,
     ) -> Result<SealedCas, StartError> {
         let now = Time::now();
         // A throwaway identity: clients attest it (`veil cas unseal`) before
@@ -68,6 +70,7 @@ impl SealedCas {
             tls,
             ca,
             unsealed,
+            sim_key,
         })
     }
 
@@ -170,7 +173,7 @@ async fn evidence(
         evidence: b64(&collected.evidence.bytes),
         endorsements: Vec::new(),
         certificate: format!("{}{}", s.tls.cert_pem(), s.ca.cert_pem()),
-        sim_platform_key: None,
+        sim_platform_key: s.sim_key.map(hex::encode),
     }))
 }
 

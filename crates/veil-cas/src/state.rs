@@ -135,6 +135,21 @@ impl Cas {
         } else {
             veil_provider::detect(Path::new("/")).map_err(|e| StartError::NoTee(e.to_string()))?
         };
+        let sim_key = if config.dev {
+            let pem = std::fs::read(sim_dir.join(veil_provider::PLATFORM_PUB_FILE))
+                .map_err(|e| state_err(&sim_dir, e))?;
+            match veil_attest::Endorsement::from_file_bytes(&pem) {
+                Ok(veil_attest::Endorsement::SimPlatformKey(k)) => Some(k),
+                _ => {
+                    return Err(StartError::Other(format!(
+                        "{} is not a sim platform public key",
+                        sim_dir.join(veil_provider::PLATFORM_PUB_FILE).display()
+                    )))
+                }
+            }
+        } else {
+            None
+        };
         // TEE-derived sealing keys are not available through configfs-tsm or
         // Gramine's pseudo-files; the key file must live on the TEE's
         // encrypted disk (docs/threat-model.md). When it is gone but the
@@ -153,28 +168,13 @@ impl Cas {
             let record: veil_recovery::RecoveryRecord = serde_json::from_str(&text)
                 .map_err(|e| StartError::Other(format!("{}: {e}", record_path.display())))?;
             return Ok(Opened::Sealed(crate::sealed::SealedCas::new(
-                store_path, key_path, record, evidence,
+                store_path, key_path, record, evidence, sim_key,
             )?));
         }
         let sealing_key = SealingKey::load_or_create_key_file(&key_path)?;
         let store = Store::open(&store_path, &sealing_key)?;
         let now = Time::now();
         let (ca, tls) = load_or_create_identity(&store, now)?;
-        let sim_key = if config.dev {
-            let pem = std::fs::read(sim_dir.join(veil_provider::PLATFORM_PUB_FILE))
-                .map_err(|e| state_err(&sim_dir, e))?;
-            match veil_attest::Endorsement::from_file_bytes(&pem) {
-                Ok(veil_attest::Endorsement::SimPlatformKey(k)) => Some(k),
-                _ => {
-                    return Err(StartError::Other(format!(
-                        "{} is not a sim platform public key",
-                        sim_dir.join(veil_provider::PLATFORM_PUB_FILE).display()
-                    )))
-                }
-            }
-        } else {
-            None
-        };
         let mut sim_keys = Vec::new();
         if config.dev {
             sim_keys.extend(sim_key);

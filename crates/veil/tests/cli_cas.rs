@@ -14,7 +14,6 @@ const CANARY: &str = "canary-Zq8vW3xK-never-print-me";
 struct Server {
     child: Child,
     url: String,
-    log: PathBuf,
 }
 
 impl Drop for Server {
@@ -58,7 +57,6 @@ fn start(dir: &Path) -> Server {
                 return Server {
                     child,
                     url: url.to_owned(),
-                    log,
                 };
             }
         }
@@ -270,4 +268,124 @@ fn cas_verbs_end_to_end_and_the_canary_never_leaks() {
             f.display()
         );
     }
+}
+
+#[test]
+fn cas_init_and_unseal_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = String::new();
+    let homes: Vec<PathBuf> = (0..3)
+        .map(|i| dir.path().join(format!("owner{i}")))
+        .collect();
+    let mut certs = Vec::new();
+    for (i, h) in homes.iter().enumerate() {
+        run(h, &["identity", "create"], None, &mut seen);
+        let o = run(h, &["identity", "show", "--cert"], None, &mut seen);
+        let cert = dir.path().join(format!("owner{i}.pem"));
+        std::fs::write(&cert, &o.stdout).unwrap();
+        certs.push(cert);
+    }
+    let server = start(dir.path());
+    let url = server.url.clone();
+    let o = run(
+        &homes[0],
+        &["cas", "verify", &url, "--dev"],
+        None,
+        &mut seen,
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    drop(server);
+
+    let state = dir.path().join("state");
+    let shares = dir.path().join("shares");
+    let mut args = vec![
+        "cas".to_owned(),
+        "init".into(),
+        "--state".into(),
+        state.display().to_string(),
+        "--recovery-shares".into(),
+        "3".into(),
+        "--threshold".into(),
+        "2".into(),
+        "--out".into(),
+        shares.display().to_string(),
+    ];
+    for c in &certs {
+        args.push("--recipient".into());
+        args.push(c.display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&homes[0], &args, None, &mut seen);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+
+    // The sealing key is lost: the CAS comes up sealed.
+    std::fs::remove_file(state.join("sealing.key")).unwrap();
+    std::fs::remove_file(dir.path().join("ready")).unwrap();
+    let server = start(dir.path());
+    let ready = std::fs::read_to_string(dir.path().join("ready")).unwrap();
+    assert!(ready.trim().ends_with("sealed"), "{ready}");
+    let url = server.url.clone();
+    let share = |i: usize| {
+        shares
+            .join(format!("share-{}.json", i + 1))
+            .display()
+            .to_string()
+    };
+    // Owner 1's share sent by owner 0 cannot be decrypted by owner 0.
+    let o = run(
+        &homes[0],
+        &["cas", "unseal", &url, "--share", &share(1), "--dev"],
+        None,
+        &mut seen,
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    let o = run(
+        &homes[0],
+        &["cas", "unseal", &url, "--share", &share(0), "--dev"],
+        None,
+        &mut seen,
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("1 of 2"), "{}", text(&o));
+    let o = run(
+        &homes[2],
+        &["cas", "unseal", &url, "--share", &share(2), "--dev"],
+        None,
+        &mut seen,
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("unsealed"), "{}", text(&o));
+    // Unsealed, it serves its old identity again: the new pin equals the old.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = run(
+            &homes[0],
+            &["cas", "status", "--cas", &url, "--json"],
+            None,
+            &mut seen,
+        );
+        let sealed = code(&o) != 0;
+        if !sealed {
+            break;
+        }
+        let o = run(
+            &homes[0],
+            &["cas", "verify", &url, "--dev"],
+            None,
+            &mut seen,
+        );
+        assert!(Instant::now() < deadline, "{}", text(&o));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pins: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(homes[0].join("cas.json")).unwrap()).unwrap();
+    let fps: Vec<&str> = pins["cas"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p["certificate_sha256"].as_str().unwrap())
+        .collect();
+    assert_eq!(fps.len(), 2);
+    assert_eq!(fps[0], fps[1], "the unsealed CAS must keep its identity");
+    drop(server);
 }

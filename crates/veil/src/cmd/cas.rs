@@ -303,10 +303,16 @@ pub fn unseal(args: CasUnsealArgs) -> Result<(), Failure> {
             .cloned()
             .ok_or_else(|| Failure::NotAcceptable("the CAS presented no certificate".into()))?;
         check_cas_evidence(&ev, &nonce, &leaf, args.dev, expected.as_deref())?;
+        // The share goes with our identity: the CAS takes each owner's
+        // share only from that owner.
+        let me = veil_client::ClientIdentity {
+            chain: vec![id.cert_der()],
+            key: id.key_der(),
+        };
         let pinned = CasClient::new(
             &url,
             veil_client::Trust::Pinned(veil_client::cert_sha256(&leaf)),
-            None,
+            Some(me),
         )
         .map_err(|e| Failure::Usage(e.to_string()))?;
         let body = serde_json::json!({ "share": plain.to_transport().as_str() });
