@@ -474,8 +474,14 @@ async fn check(
         .await
         .map_err(|e| format!("GET /v1/audit: {e}"))?;
     let text = String::from_utf8(text.to_vec()).map_err(|e| format!("audit export: {e}"))?;
+    let t_fetch = audit_started.elapsed();
+    let t0 = Instant::now();
     let (records, signed) =
         parse_export(&text).map_err(|e| format!("the audit export does not parse: {e}"))?;
+    let t_parse = t0.elapsed();
+    let t0 = Instant::now();
+    for r in &records { let _ = r.record.hash(); }
+    let t_hash = t0.elapsed();
     verify_audit(
         &text,
         &records,
@@ -485,6 +491,7 @@ async fn check(
         full,
     )?;
     ledger.audit_time += audit_started.elapsed();
+    eprintln!("TIMING fetch {t_fetch:?} parse {t_parse:?} hash {t_hash:?} total {:?} n {}", audit_started.elapsed(), records.len());
     let grants: BTreeMap<&str, u64> = records
         .iter()
         .filter(|r| r.record.kind == "attest.grant")

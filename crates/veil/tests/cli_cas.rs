@@ -50,14 +50,17 @@ fn start(dir: &Path) -> Server {
         .stderr(out)
         .spawn()
         .unwrap();
+    // Owned at once, so a failed wait below still kills it (Drop).
+    let mut server = Server {
+        child,
+        url: String::new(),
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(text) = std::fs::read_to_string(&ready) {
             if let Some(url) = text.split_whitespace().next() {
-                return Server {
-                    child,
-                    url: url.to_owned(),
-                };
+                server.url = url.to_owned();
+                return server;
             }
         }
         assert!(Instant::now() < deadline, "the CAS did not start");
