@@ -13,7 +13,9 @@
 #                       "--report har --report-dir /tmp/st" or "--phases fuzzing"
 #   ST_VENV             venv holding schemathesis; reused if it has it, else
 #                       created and installed into (default: a temp dir,
-#                       removed afterwards). A schemathesis on PATH is used first.
+#                       removed afterwards). A schemathesis 4 on PATH is used first.
+#   ST_PIP_SPEC         what pip installs (default: schemathesis==4.32.5, the
+#                       version this script was checked with)
 #
 # Only loopback traffic to the CAS; pip talks to PyPI when it has to install.
 # Exit status: 0 clean, 1 schemathesis found failures or crashed, 2 setup failed.
@@ -41,17 +43,18 @@ if [[ ! -x $veil ]]; then
     (cd "$root" && cargo build -p veil) || die "cannot build veil"
 fi
 
-# schemathesis: from PATH, else a venv (v4 CLI flags below).
-if command -v schemathesis >/dev/null 2>&1; then
-    st=$(command -v schemathesis)
-else
+# schemathesis 4 (the flags below are v4's): from PATH, else a venv.
+is_v4() { [[ -x $1 && $("$1" --version 2>/dev/null) == *"version 4."* ]]; }
+st=$(command -v schemathesis || true)
+if [[ -z $st ]] || ! is_v4 "$st"; then
     venv=${ST_VENV:-$tmp/venv}
-    if [[ ! -x $venv/bin/schemathesis ]]; then
+    st=$venv/bin/schemathesis
+    if ! is_v4 "$st"; then
         python3 -m venv "$venv" || die "cannot create a venv in $venv"
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-            'schemathesis>=4,<5' || die "cannot install schemathesis from PyPI"
+            "${ST_PIP_SPEC:-schemathesis==4.32.5}" || die "cannot install schemathesis from PyPI"
+        is_v4 "$st" || die "$st is not schemathesis 4"
     fi
-    st=$venv/bin/schemathesis
 fi
 echo "using $("$st" --version 2>&1 | head -n1)"
 

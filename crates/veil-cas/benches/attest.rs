@@ -104,8 +104,45 @@ async fn attest_once(l: &Launch, spki: &[u8]) -> Result<AttestResponse, ClientEr
     client.post("/v1/attest", &req).await
 }
 
+/// CPU seconds used so far by the CAS's threads (its runtime and the store's
+/// committer) and by the load generator's, from `/proc/self/task`.
+fn cpu_split() -> (f64, f64) {
+    let (mut cas, mut load) = (0u64, 0u64);
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        // utime and stime are fields 14 and 15 of stat(5), 12 and 13 after comm.
+        let ticks = fields
+            .get(11)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            + fields
+                .get(12)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        if comm.starts_with("cas") || comm.starts_with("veil-store") {
+            cas += ticks;
+        } else if comm.starts_with("launchers") {
+            load += ticks;
+        }
+    }
+    (cas as f64 / 100.0, load as f64 / 100.0)
+}
+
 struct Level {
     clients: usize,
+    cas_cpu_ms: f64,
+    load_cpu_ms: f64,
     rate: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -154,6 +191,10 @@ async fn run_level(l: Arc<Launch>, clients: usize, measure: Duration) -> Level {
             lat
         }));
     }
+    tokio::time::sleep_until(begin.into()).await;
+    let cpu0 = cpu_split();
+    tokio::time::sleep_until(end.into()).await;
+    let cpu1 = cpu_split();
     let mut lat = Vec::new();
     for t in tasks {
         lat.extend(t.await.unwrap());
@@ -166,8 +207,11 @@ async fn run_level(l: Arc<Launch>, clients: usize, measure: Duration) -> Level {
         let idx = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
         lat[idx].as_secs_f64() * 1e3
     };
+    let n = lat.len().max(1) as f64;
     Level {
         clients,
+        cas_cpu_ms: (cpu1.0 - cpu0.0) * 1e3 / n,
+        load_cpu_ms: (cpu1.1 - cpu0.1) * 1e3 / n,
         rate: lat.len() as f64 / measure.as_secs_f64(),
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
@@ -270,8 +314,9 @@ fn main() {
         for clients in levels_wanted() {
             let level = run_level(launch.clone(), clients, measure).await;
             println!(
-                "{:>3} clients: {:>7.0} attestations/s  p50 {:>6.2} ms  p99 {:>6.2} ms  denied {} errors {}",
-                level.clients, level.rate, level.p50_ms, level.p99_ms, level.denied, level.errors
+                "{:>3} clients: {:>7.0} attestations/s  p50 {:>6.2} ms  p99 {:>6.2} ms  denied {} errors {}  CPU/attestation: CAS {:.2} ms, launchers {:.2} ms",
+                level.clients, level.rate, level.p50_ms, level.p99_ms, level.denied, level.errors,
+                level.cas_cpu_ms, level.load_cpu_ms
             );
             levels.push(level);
         }
@@ -289,12 +334,12 @@ fn main() {
         WARM_UP.as_secs(),
         measure.as_secs()
     ));
-    md.push_str("| clients | attestations/s | p50 ms | p99 ms | denials/errors |\n");
-    md.push_str("|---|---|---|---|---|\n");
+    md.push_str("| clients | attestations/s | p50 ms | p99 ms | denials/errors | CPU ms/attestation, CAS | CPU ms/attestation, launchers |\n");
+    md.push_str("|---|---|---|---|---|---|---|\n");
     for l in &levels {
         md.push_str(&format!(
-            "| {} | {:.0} | {:.2} | {:.2} | {}/{} |\n",
-            l.clients, l.rate, l.p50_ms, l.p99_ms, l.denied, l.errors
+            "| {} | {:.0} | {:.2} | {:.2} | {}/{} | {:.2} | {:.2} |\n",
+            l.clients, l.rate, l.p50_ms, l.p99_ms, l.denied, l.errors, l.cas_cpu_ms, l.load_cpu_ms
         ));
     }
     print!("\n{md}");
