@@ -29,13 +29,26 @@ echo "== fuzz targets build (cargo check, outside the workspace)"
 cargo check --manifest-path fuzz/Cargo.toml --locked --quiet
 
 echo "== cargo test"
+# (the API fuzzing below runs after the tests, against the binary they built)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
 cargo test --workspace --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-# One closing line for the whole suite (cargo prints one per test binary).
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
-     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
-exit "$status"
+# One closing line for the whole suite (cargo prints one per test binary),
+# printed last.
+summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log")
+if [ "$status" -ne 0 ]; then
+  echo "$summary"
+  exit "$status"
+fi
+
+echo "== schemathesis against the CAS OpenAPI document (fixed seed in CI)"
+set +e
+VEIL_BIN=target/debug/veil ST_SEED="${ST_SEED:-20261125}" bash scripts/schemathesis.sh
+st=$?
+set -e
+echo "$summary"
+exit "$st"

@@ -53,8 +53,9 @@ const FIRST_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(45);
 /// The session attestations run against.
 const ATTEST_SESSION: &str = "crash/base";
-/// The session updated with predecessor chaining, one version at a time.
-const CHAIN_SESSION: &str = "crash/chain";
+/// Sessions updated with predecessor chaining, each one version at a time
+/// (two, so that two applies are in flight at once).
+const CHAINS: [&str; 2] = ["crash/chain0", "crash/chain1"];
 
 /// splitmix64: small, seedable, good enough for delays.
 struct Rng(u64);
@@ -302,10 +303,10 @@ async fn attest_once(
 struct Acks {
     /// Sessions created: name, hash.
     created: Vec<(String, String)>,
-    /// Chain updates acknowledged: version, hash.
-    chained: Option<(u64, String)>,
-    /// The chain update sent and not (yet) acknowledged: version, YAML.
-    chain_in_flight: Option<(u64, String)>,
+    /// Chain updates acknowledged, by session: last version, hash.
+    chained: BTreeMap<String, (u64, String)>,
+    /// Chain updates sent and not (yet) acknowledged, by session: version, YAML.
+    chain_in_flight: BTreeMap<String, (u64, String)>,
     /// Grants: SHA-256 of the launcher key, audit_seq.
     granted: Vec<(String, u64)>,
     /// Denials: the report data the CAS expected.
@@ -318,8 +319,8 @@ struct Acks {
 struct Ledger {
     /// Sessions acknowledged and already seen once after a restart: name, hash.
     sessions: BTreeMap<String, String>,
-    /// The chained session: last version and hash known to be durable.
-    chain: (u64, String),
+    /// The chained sessions: last version and hash known to be durable.
+    chains: BTreeMap<String, (u64, String)>,
     /// Hashes of the audit records verified so far, by seq: the log must keep them.
     audit: Vec<[u8; 32]>,
     grants_confirmed: usize,
@@ -446,29 +447,32 @@ async fn check(
         }
     }
 
-    // The chained session: at the last acknowledged version, or one past it
-    // when the update in flight at the kill committed without its answer.
-    let acked = acks.chained.unwrap_or_else(|| ledger.chain.clone());
-    let got: serde_json::Value = owner
-        .get(&format!("/v1/sessions/{CHAIN_SESSION}"))
-        .await
-        .map_err(|e| format!("session {CHAIN_SESSION} lost: {e}"))?;
-    let version = got["version"].as_u64().unwrap_or_default();
-    let hash = got["hash"].as_str().unwrap_or_default().to_owned();
-    let ok = if version == acked.0 {
-        hash == acked.1
-    } else {
-        matches!(&acks.chain_in_flight, Some((v, yaml)) if *v == version && got["policy"] == yaml.as_str())
-    };
-    if !ok {
-        return Err(format!(
-            "acknowledged update of {CHAIN_SESSION} to version {} (hash {}) lost: the CAS has version {version} (hash {hash}); in flight at the kill: {:?}",
-            acked.0,
-            acked.1,
-            acks.chain_in_flight.as_ref().map(|(v, _)| v),
-        ));
+    // The chained sessions: at the last acknowledged version, or one past
+    // it when the update in flight at the kill committed without its answer.
+    for (name, known) in ledger.chains.iter_mut() {
+        let acked = acks.chained.get(name).unwrap_or(known).clone();
+        let in_flight = acks.chain_in_flight.get(name);
+        let got: serde_json::Value = owner
+            .get(&format!("/v1/sessions/{name}"))
+            .await
+            .map_err(|e| format!("session {name} lost: {e}"))?;
+        let version = got["version"].as_u64().unwrap_or_default();
+        let hash = got["hash"].as_str().unwrap_or_default().to_owned();
+        let ok = if version == acked.0 {
+            hash == acked.1
+        } else {
+            matches!(in_flight, Some((v, yaml)) if *v == version && got["policy"] == yaml.as_str())
+        };
+        if !ok {
+            return Err(format!(
+                "acknowledged update of {name} to version {} (hash {}) lost: the CAS has version {version} (hash {hash}); in flight at the kill: {:?}",
+                acked.0,
+                acked.1,
+                in_flight.map(|(v, _)| v),
+            ));
+        }
+        *known = (version, hash);
     }
-    ledger.chain = (version, hash);
 
     // The audit log verifies, still holds every record seen before the
     // kill, and has a record for every acknowledged grant and denial.
@@ -550,7 +554,7 @@ fn spawn_load(
     owner: &Arc<Identity>,
     sim: &Arc<SimPlatformKey>,
     cycle: usize,
-    chain: (u64, String),
+    chains: BTreeMap<String, (u64, String)>,
     load: &Load,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let Load { stop, acks, first } = load;
@@ -559,7 +563,7 @@ fn spawn_load(
         acks.lock().unwrap().unexpected.push(what);
     };
 
-    // New sessions, one after the other.
+    // A new session.
     {
         let (c, stop, acks, owner, first) = (
             server.client(Some(owner)),
@@ -569,9 +573,8 @@ fn spawn_load(
             first.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let name = format!("crash/s{cycle}-{i}");
+            if !stop.load(Ordering::Relaxed) {
+                let name = format!("crash/s{cycle}");
                 match apply(&c, &policy(&owner, &name, 1, None)).await {
                     Ok(v) => {
                         let hash = v["hash"].as_str().unwrap_or_default().to_owned();
@@ -583,17 +586,15 @@ fn spawn_load(
                     }
                     Err(e @ ClientError::Api { .. }) => {
                         unexpected(&acks, format!("create {name}: {e}"));
-                        break;
                     }
-                    Err(_) => break,
+                    Err(_) => {}
                 }
-                i += 1;
             }
         }));
     }
 
-    // Updates of one session, each naming its predecessor.
-    {
+    // Updates of each chained session, each naming its predecessor.
+    for (name, (version, hash)) in chains {
         let (c, stop, acks, owner, first) = (
             server.client(Some(owner)),
             stop.clone(),
@@ -602,25 +603,28 @@ fn spawn_load(
             first.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let (mut version, mut hash) = chain;
+            let (mut version, mut hash) = (version, hash);
             while !stop.load(Ordering::Relaxed) {
-                let yaml = policy(&owner, CHAIN_SESSION, version + 1, Some(&hash));
-                acks.lock().unwrap().chain_in_flight = Some((version + 1, yaml.clone()));
+                let yaml = policy(&owner, &name, version + 1, Some(&hash));
+                acks.lock()
+                    .unwrap()
+                    .chain_in_flight
+                    .insert(name.clone(), (version + 1, yaml.clone()));
                 match apply(&c, &yaml).await {
                     Ok(v) => {
                         let new = v["hash"].as_str().unwrap_or_default().to_owned();
                         if v["state"] != "active" || new.is_empty() {
-                            unexpected(&acks, format!("update of {CHAIN_SESSION} answered {v}"));
+                            unexpected(&acks, format!("update of {name} answered {v}"));
                         }
                         version += 1;
                         hash = new;
                         let mut a = acks.lock().unwrap();
-                        a.chained = Some((version, hash.clone()));
-                        a.chain_in_flight = None;
+                        a.chained.insert(name.clone(), (version, hash.clone()));
+                        a.chain_in_flight.remove(&name);
                         first.notify_one();
                     }
                     Err(e @ ClientError::Api { .. }) => {
-                        unexpected(&acks, format!("update of {CHAIN_SESSION}: {e}"));
+                        unexpected(&acks, format!("update of {name}: {e}"));
                         break;
                     }
                     Err(_) => break,
@@ -714,15 +718,17 @@ async fn kill_9_loop_loses_no_acknowledged_write() {
     let base = apply(&c, &policy(&owner, ATTEST_SESSION, 1, None))
         .await
         .unwrap();
-    let chain = apply(&c, &policy(&owner, CHAIN_SESSION, 1, None))
-        .await
-        .unwrap();
+    let mut chains = BTreeMap::new();
+    for name in CHAINS {
+        let v = apply(&c, &policy(&owner, name, 1, None)).await.unwrap();
+        chains.insert(name.to_owned(), (1, v["hash"].as_str().unwrap().to_owned()));
+    }
     let mut ledger = Ledger {
         sessions: BTreeMap::from([(
             ATTEST_SESSION.to_owned(),
             base["hash"].as_str().unwrap().to_owned(),
         )]),
-        chain: (1, chain["hash"].as_str().unwrap().to_owned()),
+        chains,
         audit: Vec::new(),
         grants_confirmed: 0,
         denials_confirmed: 0,
@@ -749,7 +755,7 @@ async fn kill_9_loop_loses_no_acknowledged_write() {
             }
         );
         let load = Load::default();
-        let tasks = spawn_load(&server, &owner, &sim, cycle, ledger.chain.clone(), &load);
+        let tasks = spawn_load(&server, &owner, &sim, cycle, ledger.chains.clone(), &load);
         if !early
             && tokio::time::timeout(FIRST_ANSWER_TIMEOUT, load.first.notified())
                 .await
@@ -779,11 +785,11 @@ async fn kill_9_loop_loses_no_acknowledged_write() {
             );
         }
         created += acks.created.len();
-        let before = ledger.chain.0;
+        let before: u64 = ledger.chains.values().map(|c| c.0).sum();
         if acks.created.is_empty()
             && acks.granted.is_empty()
             && acks.denied.is_empty()
-            && acks.chained.is_none()
+            && acks.chained.is_empty()
         {
             idle += 1;
         }
@@ -802,7 +808,7 @@ async fn kill_9_loop_loses_no_acknowledged_write() {
             ctx.fail(&label, &e);
         }
         in_check += t.elapsed();
-        updates += ledger.chain.0 - before;
+        updates += ledger.chains.values().map(|c| c.0).sum::<u64>() - before;
     }
     drop(server);
     eprintln!(

@@ -392,3 +392,26 @@ fn cas_init_and_unseal_through_the_cli() {
     assert_eq!(fps[0], fps[1], "the unsealed CAS must keep its identity");
     drop(server);
 }
+
+#[test]
+fn a_production_cas_refuses_to_start_without_a_tee() {
+    if std::path::Path::new("/sys/kernel/config/tsm/report").exists()
+        || std::path::Path::new("/dev/attestation/quote").exists()
+    {
+        return; // this machine has a TEE: the refusal cannot be observed here
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let o = veil()
+        .args(["cas", "serve", "--listen", "127.0.0.1:0", "--state"])
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no TEE") && err.contains("--dev"), "{err}");
+}
