@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::SendRequest;
 use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -248,6 +249,7 @@ pub struct CasClient {
     port: u16,
     tls: Arc<ClientConfig>,
     seen: SeenCertificate,
+    conn: Arc<tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>>,
 }
 
 impl CasClient {
@@ -316,6 +318,7 @@ impl CasClient {
             port,
             tls: Arc::new(tls),
             seen,
+            conn: Arc::default(),
         })
     }
 
@@ -370,25 +373,20 @@ impl CasClient {
             url: self.url.clone(),
             detail: e.to_string(),
         };
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| unreachable(&e))?;
-        let _ = tcp.set_nodelay(true);
-        let name = ServerName::try_from(self.host.clone())
-            .map_err(|_| ClientError::BadUrl(self.url.clone()))?;
-        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
-            .connect(name, tcp)
-            .await
-            .map_err(|e| ClientError::Tls {
-                url: self.url.clone(),
-                detail: e.to_string(),
-            })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| unreachable(&e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        // One kept-alive connection per client: a launcher's nonce and
+        // attest calls share a TLS session. A connection the server closed
+        // is replaced; calls on one client are serialized.
+        let mut slot = self.conn.lock().await;
+        let reusable = match slot.as_mut() {
+            Some(s) => s.ready().await.is_ok(),
+            None => false,
+        };
+        if !reusable {
+            *slot = Some(self.connect().await?);
+        }
+        let Some(sender) = slot.as_mut() else {
+            return Err(ClientError::Protocol("no connection".into()));
+        };
         let mut req = Request::builder()
             .method(method)
             .uri(path)
@@ -403,10 +401,13 @@ impl CasClient {
         let req = req
             .body(Full::new(payload))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| unreachable(&e))?;
+        let resp = match sender.send_request(req).await {
+            Ok(r) => r,
+            Err(e) => {
+                *slot = None;
+                return Err(unreachable(&e));
+            }
+        };
         let status = resp.status();
         let bytes = Limited::new(resp.into_body(), MAX_RESPONSE)
             .collect()
@@ -417,6 +418,35 @@ impl CasClient {
             return Ok(bytes);
         }
         Err(api_error(status, &bytes))
+    }
+}
+
+impl CasClient {
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
+        let unreachable = |e: &dyn fmt::Display| ClientError::Unreachable {
+            url: self.url.clone(),
+            detail: e.to_string(),
+        };
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let _ = tcp.set_nodelay(true);
+        let name = ServerName::try_from(self.host.clone())
+            .map_err(|_| ClientError::BadUrl(self.url.clone()))?;
+        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| ClientError::Tls {
+                url: self.url.clone(),
+                detail: e.to_string(),
+            })?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| unreachable(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
     }
 }
 
