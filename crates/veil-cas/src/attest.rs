@@ -217,7 +217,7 @@ impl Cas {
         let seq = tokio::task::spawn_blocking(move || {
             store.write_grouped(move |tx| {
                 tx.audit(entry)?;
-                Ok::<_, veil_store::StoreError>(tx.audit_head().next_seq.saturating_sub(1))
+                Ok::<_, veil_store::StoreError>(tx.audit_head().next_seq)
             })
         })
         .await
