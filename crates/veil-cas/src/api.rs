@@ -320,12 +320,30 @@ async fn export_secret(
         .map(Json)
 }
 
-async fn audit(State(cas): State<Arc<Cas>>, peer: Option<Extension<Peer>>) -> ApiResult<Response> {
+/// Records per page of `GET /v1/audit`.
+pub const AUDIT_PAGE: usize = 2000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    #[serde(default)]
+    from: u64,
+    limit: Option<usize>,
+}
+
+async fn audit(
+    State(cas): State<Arc<Cas>>,
+    peer: Option<Extension<Peer>>,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Response> {
     let _who = caller(peer)?;
+    let limit = q.limit.unwrap_or(AUDIT_PAGE).clamp(1, AUDIT_PAGE);
     let store = cas.store.clone();
     let text = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
-        store.export_audit(&mut out).map(|()| out)
+        store
+            .export_audit_page(q.from, limit, &mut out)
+            .map(|()| out)
     })
     .await
     .map_err(|e| ApiError::internal("exporting the audit log", &e))?

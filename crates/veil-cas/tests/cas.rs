@@ -350,11 +350,20 @@ async fn lifecycle_attestation_and_restart() {
     assert_eq!(resp2.env.get("DB_PASSWORD").unwrap().as_str(), password);
 
     // The audit log verifies and never holds secret values.
-    let text = owner
-        .call(hyper::Method::GET, "/v1/audit", None)
+    let text = owner.audit_export().await.unwrap();
+    // Pages: records from..from+limit, then the signed head.
+    let page = owner
+        .call(hyper::Method::GET, "/v1/audit?from=2&limit=3", None)
         .await
         .unwrap();
-    let text = String::from_utf8(text.to_vec()).unwrap();
+    let page = String::from_utf8(page.to_vec()).unwrap();
+    let lines: Vec<serde_json::Value> = page
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{page}");
+    assert_eq!(lines[0]["seq"], 2, "{page}");
+    assert!(lines[3].get("head").is_some(), "{page}");
     let status: serde_json::Value = owner.get("/v1/status").await.unwrap();
     let key = hex::decode(status["audit_public_key"].as_str().unwrap()).unwrap();
     let chain = veil_store::audit::verify_export(&text, &key).unwrap();

@@ -421,7 +421,52 @@ impl CasClient {
     }
 }
 
+/// Records per page the client asks `GET /v1/audit` for.
+pub const AUDIT_PAGE: usize = 2000;
+
 impl CasClient {
+    /// The whole audit log as one export (JSON lines of records, then the
+    /// signed head line), fetched page by page from `GET /v1/audit`. Needs a
+    /// client identity. Verify it with `veil_store::audit::verify_export`.
+    pub async fn audit_export(&self) -> Result<String, ClientError> {
+        let mut records = String::new();
+        let mut from = 0u64;
+        loop {
+            let page = self
+                .call(
+                    Method::GET,
+                    &format!("/v1/audit?from={from}&limit={AUDIT_PAGE}"),
+                    None,
+                )
+                .await?;
+            let page = String::from_utf8(page.to_vec())
+                .map_err(|_| ClientError::Protocol("the audit export is not UTF-8".into()))?;
+            let mut head = None;
+            let mut count = 0u64;
+            for line in page.lines().filter(|l| !l.trim().is_empty()) {
+                let is_head = serde_json::from_str::<serde_json::Value>(line)
+                    .map(|v| v.get("head").is_some())
+                    .unwrap_or(false);
+                if is_head {
+                    head = Some(line.to_owned());
+                } else {
+                    records.push_str(line);
+                    records.push('\n');
+                    count += 1;
+                }
+            }
+            let head = head.ok_or_else(|| {
+                ClientError::Protocol("an audit page without its signed head".into())
+            })?;
+            if count < AUDIT_PAGE as u64 {
+                records.push_str(&head);
+                records.push('\n');
+                return Ok(records);
+            }
+            from += count;
+        }
+    }
+
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
         let unreachable = |e: &dyn fmt::Display| ClientError::Unreachable {
             url: self.url.clone(),

@@ -385,6 +385,23 @@ impl Store {
         audit::write_export(&records, &signed, out).map_err(StoreError::Io)
     }
 
+    /// Write up to `limit` audit records from `from_seq` as JSON lines, then
+    /// the signed head, from one consistent snapshot: a page of
+    /// [`Store::export_audit`]. Concatenating the pages' records (each page
+    /// without its head line but the last) gives the whole export.
+    pub fn export_audit_page(
+        &self,
+        from_seq: u64,
+        limit: usize,
+        out: &mut dyn std::io::Write,
+    ) -> Result<(), StoreError> {
+        let (records, head) = self.read(|tx| {
+            Ok::<_, StoreError>((tx.audit_records(from_seq, limit)?, tx.audit_head()))
+        })?;
+        let signed = head.sign(self.shared.signer.as_ref());
+        audit::write_export(&records, &signed, out).map_err(StoreError::Io)
+    }
+
     /// Read and verify the whole audit log against this store's public key and the head kept in
     /// the sealed state record.
     pub fn verify_audit(&self) -> Result<audit::VerifiedChain, StoreError> {

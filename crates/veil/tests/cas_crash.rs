@@ -477,16 +477,9 @@ async fn check(
     // kill, and has a record for every acknowledged grant and denial.
     let audit_started = Instant::now();
     let text = owner
-        .call(hyper::Method::GET, "/v1/audit", None)
+        .audit_export()
         .await
-        .map_err(|e| match e {
-            ClientError::Protocol(ref d) if d.contains("length limit") => format!(
-                "GET /v1/audit: the audit export outgrew what veil-client accepts ({} MiB): the endpoint returns the whole log, unpaged ({e})",
-                veil_client::MAX_RESPONSE >> 20
-            ),
-            e => format!("GET /v1/audit: {e}"),
-        })?;
-    let text = String::from_utf8(text.to_vec()).map_err(|e| format!("audit export: {e}"))?;
+        .map_err(|e| format!("GET /v1/audit (paged): {e}"))?;
     ledger.audit_bytes = text.len();
     let (records, signed) =
         parse_export(&text).map_err(|e| format!("the audit export does not parse: {e}"))?;
@@ -537,9 +530,8 @@ async fn check(
     Ok(())
 }
 
-/// A client's pause before each request: 0-10 ms. Unnoticeable in a debug
-/// build; in a release build it keeps the audit log of a 1,000-cycle soak
-/// under what `GET /v1/audit` can return (it is not paged, and veil-client takes at most 16 MiB).
+/// A client's pause before each request: 0-10 ms, so requests interleave
+/// with the kill at varied points.
 async fn think(rng: &mut Rng) {
     tokio::time::sleep(Duration::from_micros(rng.below(10_001))).await;
 }
@@ -886,8 +878,8 @@ async fn grant_audit_seq_names_its_own_record() {
     else {
         panic!("the attestation was not granted");
     };
-    let text = c.call(hyper::Method::GET, "/v1/audit", None).await.unwrap();
-    let (records, _) = parse_export(std::str::from_utf8(&text).unwrap()).unwrap();
+    let text = c.audit_export().await.unwrap();
+    let (records, _) = parse_export(&text).unwrap();
     let at = records.iter().find(|r| r.record.seq == audit_seq).unwrap();
     let own = records
         .iter()

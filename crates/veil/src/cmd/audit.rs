@@ -8,7 +8,7 @@ fn fetch(cas: &crate::cli::CasUrl) -> Result<(String, Vec<u8>), Failure> {
     let c = client(cas, true)?;
     let rt = runtime()?;
     let (text, status) = rt.block_on(async {
-        let text = c.call(hyper::Method::GET, "/v1/audit", None).await?;
+        let text = c.audit_export().await?;
         let status: serde_json::Value = c.get("/v1/status").await?;
         Ok::<_, veil_client::ClientError>((text, status))
     })?;
@@ -16,7 +16,7 @@ fn fetch(cas: &crate::cli::CasUrl) -> Result<(String, Vec<u8>), Failure> {
         .as_str()
         .and_then(|k| hex::decode(k).ok())
         .ok_or_else(|| Failure::Usage("the CAS status has no audit public key".into()))?;
-    Ok((String::from_utf8_lossy(&text).into_owned(), key))
+    Ok((text, key))
 }
 
 pub fn show(args: AuditShowArgs) -> Result<(), Failure> {
