@@ -182,8 +182,8 @@ impl Cas {
             service: req.service.clone(),
             tee: claims.tee,
             measurement: claims.measurement.clone(),
-            dns: Vec::new(),
-            ips: Vec::new(),
+            dns: service.dns.clone(),
+            ips: service.ips.clone(),
         };
         let cert = veil_ca::issue_attested_cert(
             &active.ca,

@@ -96,6 +96,7 @@ services:
     accept:
       - tee: sim
         measurement: {m}
+    dns: [app.shop.internal]
     command: [/bin/app, "--password={{{{ db_password }}}}"]
     env:
       DB_PASSWORD: "{{{{ db_password }}}}"
@@ -261,6 +262,14 @@ async fn lifecycle_attestation_and_restart() {
     assert_eq!(attested.subject.tee, Tee::Sim);
     assert_eq!(attested.subject.measurement, MEASUREMENT.to_vec());
     assert_eq!(attested.spki, launcher.spki());
+    // SANs from the policy's service.
+    let (_, parsed) = x509_parser::parse_x509_certificate(&cert_der).unwrap();
+    let sans = parsed.subject_alternative_name().unwrap().unwrap();
+    assert!(
+        format!("{:?}", sans.value.general_names).contains("app.shop.internal"),
+        "{:?}",
+        sans.value.general_names
+    );
 
     // Replayed nonce.
     assert_eq!(denied_reason(attest(&cas, &req).await), "nonce_unknown");

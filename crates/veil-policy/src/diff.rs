@@ -103,6 +103,9 @@ fn service_fields(a: &Service, b: &Service) -> Vec<&'static str> {
     if a.files != b.files {
         v.push("files");
     }
+    if a.dns != b.dns || a.ips != b.ips {
+        v.push("certificate names (dns, ips)");
+    }
     if a.host_args != b.host_args {
         v.push("host_args");
     }

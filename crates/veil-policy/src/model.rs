@@ -466,6 +466,13 @@ pub struct Service {
     pub files: BTreeMap<String, FileSpec>,
     /// Whether the host may append arguments to `command`.
     pub host_args: bool,
+    /// DNS subject alternative names of the certificate an attested
+    /// launcher of this service receives.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    /// IP subject alternative names of that certificate.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ips: Vec<IpAddr>,
     /// Protected volumes (used by the file shield).
     pub volumes: Vec<Volume>,
     /// TLS tunnels (used by the network shield).

@@ -342,25 +342,14 @@ fn secret(at: At<'_>) -> Result<(SecretSpec, Option<IssuerAt>), PolicyError> {
                 None => None,
             };
             if kind_name == "x509" {
-                let mut dns = Vec::new();
-                if let Some((p, n)) = f.opt("dns") {
-                    for (ip, item) in At::new(n, &p).seq()? {
-                        let a = At::new(item, &ip);
-                        let s = a.str()?;
-                        if !is_dns_name(s) {
-                            return Err(value_err(a, format!("{s:?} is not a DNS name (labels of a-z 0-9 -, `*.` allowed as the first label)")));
-                        }
-                        dns.push(s.to_owned());
-                    }
-                }
-                let mut ips = Vec::new();
-                if let Some((p, n)) = f.opt("ips") {
-                    for (ip, item) in At::new(n, &p).seq()? {
-                        let a = At::new(item, &ip);
-                        let s = a.str()?;
-                        ips.push(s.parse::<IpAddr>().map_err(|_| value_err(a, format!("{s:?} is not an IPv4 or IPv6 address")))?);
-                    }
-                }
+                let dns = match f.opt("dns") {
+                    Some((p, n)) => dns_list(At::new(n, &p))?,
+                    None => Vec::new(),
+                };
+                let ips = match f.opt("ips") {
+                    Some((p, n)) => ip_list(At::new(n, &p))?,
+                    None => Vec::new(),
+                };
                 let validity_days = match f.opt("validity_days") {
                     Some((p, n)) => At::new(n, &p).int_in(1, 3650)? as u32,
                     None => 90,
@@ -626,6 +615,14 @@ fn service(at: At<'_>, table: &HashMap<&str, &SecretKind>) -> Result<Service, Po
         Some((p, n)) => At::new(n, &p).bool()?,
         None => false,
     };
+    let dns = match f.opt("dns") {
+        Some((p, n)) => dns_list(At::new(n, &p))?,
+        None => Vec::new(),
+    };
+    let ips = match f.opt("ips") {
+        Some((p, n)) => ip_list(At::new(n, &p))?,
+        None => Vec::new(),
+    };
 
     let mut volumes: Vec<Volume> = Vec::new();
     if let Some((p, n)) = f.opt("volumes") {
@@ -658,9 +655,39 @@ fn service(at: At<'_>, table: &HashMap<&str, &SecretKind>) -> Result<Service, Po
         env,
         files,
         host_args,
+        dns,
+        ips,
         volumes,
         network,
     })
+}
+
+/// A list of DNS names (subject alternative names).
+fn dns_list(at: At<'_>) -> Result<Vec<String>, PolicyError> {
+    let mut dns = Vec::new();
+    for (ip, item) in at.seq()? {
+        let a = At::new(item, &ip);
+        let s = a.str()?;
+        if !is_dns_name(s) {
+            return Err(value_err(a, format!("{s:?} is not a DNS name (labels of a-z 0-9 -, `*.` allowed as the first label)")));
+        }
+        dns.push(s.to_owned());
+    }
+    Ok(dns)
+}
+
+/// A list of IP addresses (subject alternative names).
+fn ip_list(at: At<'_>) -> Result<Vec<IpAddr>, PolicyError> {
+    let mut ips = Vec::new();
+    for (ip, item) in at.seq()? {
+        let a = At::new(item, &ip);
+        let s = a.str()?;
+        ips.push(
+            s.parse::<IpAddr>()
+                .map_err(|_| value_err(a, format!("{s:?} is not an IPv4 or IPv6 address")))?,
+        );
+    }
+    Ok(ips)
 }
 
 fn file_mode(at: At<'_>) -> Result<u32, PolicyError> {
