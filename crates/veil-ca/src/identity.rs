@@ -147,10 +147,31 @@ impl CaIdentity {
         let (not_before, not_after) = validity_window(now, validity_days)?;
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let mut params = base_params(common_name, not_before, not_after)?;
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        // One level of intermediates below a root (`x509-ca` secrets issued
+        // by a session CA); those issue only leaves.
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let cert = params.self_signed(&key)?;
         CaIdentity::from_parts(cert.der().to_vec(), Zeroizing::new(key.serialize_der()))
+    }
+
+    /// A new intermediate CA issued by this CA (path length 0: it issues
+    /// leaves only), valid from `now` minus 5 minutes for `validity_days`
+    /// days, cut to this CA's own expiry.
+    pub fn issue_ca(
+        &self,
+        common_name: &str,
+        validity_days: u32,
+        now: Time,
+    ) -> Result<CaIdentity, CaError> {
+        check_common_name(common_name)?;
+        let (not_before, not_after) = validity_window(now, validity_days)?;
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let mut params = base_params(common_name, not_before, not_after)?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = self.sign(&mut params, &key)?;
+        CaIdentity::from_parts(cert, Zeroizing::new(key.serialize_der()))
     }
 
     /// A CA from its certificate (DER) and PKCS#8 private key (DER); fails

@@ -73,8 +73,11 @@ pub enum SecretKindSpec {
         /// Validity in days from now (cut to the issuer's own expiry).
         validity_days: u32,
     },
-    /// A new self-signed CA (see [`CaIdentity::generate`]).
+    /// A new CA: self-signed (see [`CaIdentity::generate`]) without an
+    /// issuer, else an intermediate issued by it (see [`CaIdentity::issue_ca`]).
     X509Ca {
+        /// The issuer's name, resolved through a [`CaLookup`]; `None`: self-signed.
+        issuer: Option<String>,
         /// Subject common name.
         common_name: String,
         /// Validity in days from now.
@@ -333,17 +336,33 @@ pub fn generate(
             })
         }
         SecretKindSpec::X509Ca {
+            issuer,
             common_name,
             validity_days,
         } => {
-            let ca = CaIdentity::generate(common_name, *validity_days, now)?;
+            let (ca, issuer_pem) = match issuer {
+                None => {
+                    let ca = CaIdentity::generate(common_name, *validity_days, now)?;
+                    let pem = ca.cert_pem();
+                    (ca, pem)
+                }
+                Some(name) => {
+                    let parent = cas
+                        .ca(name)
+                        .ok_or_else(|| CaError::UnknownIssuer(name.clone()))?;
+                    (
+                        parent.issue_ca(common_name, *validity_days, now)?,
+                        parent.cert_pem(),
+                    )
+                }
+            };
             let cert_pem = ca.cert_pem();
             Ok(SecretMaterial {
                 kind: SecretKind::X509Ca,
                 value: Zeroizing::new(cert_pem.as_bytes().to_vec()),
-                cert_pem: Some(cert_pem.clone()),
+                cert_pem: Some(cert_pem),
                 key_pem: Some(ca.key_pem()),
-                ca_pem: Some(cert_pem),
+                ca_pem: Some(issuer_pem),
             })
         }
     }

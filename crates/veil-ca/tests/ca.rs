@@ -213,6 +213,7 @@ fn x509_validity_is_cut_to_the_ca() {
 #[test]
 fn x509_ca_secret_is_a_ca_and_can_issue() {
     let spec = SecretKindSpec::X509Ca {
+        issuer: None,
         common_name: "tenant CA".into(),
         validity_days: 3650,
     };
@@ -262,6 +263,7 @@ fn secret_material_serde_round_trip_and_debug() {
             validity_days: 5,
         },
         SecretKindSpec::X509Ca {
+            issuer: None,
             common_name: "c".into(),
             validity_days: 5,
         },
@@ -564,4 +566,37 @@ fn debug_prints_no_key_material() {
     let dbg = format!("{s:?}");
     assert!(!dbg.contains("CANARY"), "{dbg}");
     assert!(!dbg.contains(&hex::encode("CANARY-7f3a")), "{dbg}");
+}
+
+#[test]
+fn x509_ca_secret_issued_by_another_ca_is_an_intermediate() {
+    let root = CaIdentity::generate("session CA", 3650, NOW).unwrap();
+    let spec = SecretKindSpec::X509Ca {
+        issuer: Some("session-ca".into()),
+        common_name: "tenant CA".into(),
+        validity_days: 365,
+    };
+    let s = generate(&spec, &lookup(root.clone()), NOW).unwrap();
+    let der = pem_der(s.cert_pem.as_deref().unwrap(), "CERTIFICATE");
+    verify_chain(&der, root.cert_der(), NOW).unwrap();
+    assert_eq!(s.ca_pem.as_deref(), Some(root.cert_pem().as_str()));
+    // It issues leaves that chain to it.
+    let mid = CaIdentity::from_secret(&s).unwrap();
+    let leaf = SecretKindSpec::X509 {
+        issuer: "session-ca".into(),
+        common_name: "leaf".into(),
+        dns: vec!["leaf.internal".into()],
+        ips: vec![],
+        validity_days: 30,
+    };
+    let l = generate(&leaf, &lookup(mid.clone()), NOW).unwrap();
+    let leaf_der = pem_der(l.cert_pem.as_deref().unwrap(), "CERTIFICATE");
+    verify_chain(&leaf_der, mid.cert_der(), NOW).unwrap();
+    // An unknown issuer is refused.
+    let bad = SecretKindSpec::X509Ca {
+        issuer: Some("nope".into()),
+        common_name: "x".into(),
+        validity_days: 1,
+    };
+    assert!(generate(&bad, &NoCa, NOW).is_err());
 }

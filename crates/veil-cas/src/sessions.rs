@@ -616,29 +616,55 @@ fn generate_secrets(
     for (k, v) in keep {
         out.insert(k.clone(), v.clone_secret());
     }
-    let mut order: Vec<_> = session.secrets().iter().collect();
-    order.sort_by_key(|s| !matches!(s.kind, SecretKind::X509Ca { .. }));
-    for spec in order {
-        if out.contains_key(&spec.name) || !spec.kind.is_generated() {
-            continue;
-        }
-        let kind = to_ca_spec(&spec.name, &spec.kind)?;
-        let cas = |issuer: &str| -> Option<CaIdentity> {
-            if issuer == "session-ca" {
-                return Some(session_ca.clone());
-            }
-            match out.get(issuer) {
-                Some(StoredSecret::Generated(m)) => CaIdentity::from_secret(m).ok(),
+    // Issuers before what they issue: a secret whose issuer is not made yet
+    // waits for a later pass (the policy has no issuer cycles).
+    let mut todo: Vec<_> = session
+        .secrets()
+        .iter()
+        .filter(|s| s.kind.is_generated() && !out.contains_key(&s.name))
+        .collect();
+    while !todo.is_empty() {
+        let before = todo.len();
+        let mut waiting = Vec::new();
+        for spec in todo {
+            let issuer = match &spec.kind {
+                SecretKind::X509 { issuer, .. } | SecretKind::X509Ca { issuer, .. } => match issuer
+                {
+                    veil_policy::Issuer::Secret(name) => Some(name.clone()),
+                    _ => None,
+                },
                 _ => None,
+            };
+            if issuer.as_ref().is_some_and(|i| !out.contains_key(i)) {
+                waiting.push(spec);
+                continue;
             }
-        };
-        let material = veil_ca::generate(&kind, &cas, now).map_err(|e| {
-            ApiError::unprocessable(
+            let kind = to_ca_spec(&spec.name, &spec.kind)?;
+            let cas = |issuer: &str| -> Option<CaIdentity> {
+                if issuer == "session-ca" {
+                    return Some(session_ca.clone());
+                }
+                match out.get(issuer) {
+                    Some(StoredSecret::Generated(m)) => CaIdentity::from_secret(m).ok(),
+                    _ => None,
+                }
+            };
+            let material = veil_ca::generate(&kind, &cas, now).map_err(|e| {
+                ApiError::unprocessable(
+                    "secret_generation_failed",
+                    format!("cannot generate secret {}: {e}", spec.name),
+                )
+            })?;
+            out.insert(spec.name.clone(), StoredSecret::Generated(material));
+        }
+        if waiting.len() == before {
+            let names: Vec<_> = waiting.iter().map(|s| s.name.as_str()).collect();
+            return Err(ApiError::unprocessable(
                 "secret_generation_failed",
-                format!("cannot generate secret {}: {e}", spec.name),
-            )
-        })?;
-        out.insert(spec.name.clone(), StoredSecret::Generated(material));
+                format!("cannot generate {names:?}: their issuers are not generated CA secrets of this session"),
+            ));
+        }
+        todo = waiting;
     }
     Ok(out)
 }
@@ -669,10 +695,11 @@ fn to_ca_spec(name: &str, kind: &SecretKind) -> Result<SecretKindSpec, ApiError>
             validity_days: *validity_days,
         },
         SecretKind::X509Ca {
+            issuer,
             common_name,
             validity_days,
-            ..
         } => SecretKindSpec::X509Ca {
+            issuer: Some(issuer.to_string()),
             common_name: common_name.clone().unwrap_or_else(|| name.to_owned()),
             validity_days: *validity_days,
         },
