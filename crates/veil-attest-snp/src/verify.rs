@@ -141,12 +141,10 @@ pub(crate) fn check_report_signature(
     UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, key)
         .verify(report.signed_bytes(), &rs)
         .map_err(|_| {
-            VerifyError::bad_signature(
+            VerifyError::bad_signature_with(
                 "report",
-                format!(
-                    "with {}: the report was altered, or another key signed it",
-                    leaf.role
-                ),
+                leaf.role.to_string(),
+                "the report was altered, or another key signed it",
             )
         })
 }

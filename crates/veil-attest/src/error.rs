@@ -24,10 +24,16 @@ pub enum VerifyError {
         found: String,
     },
     /// A signature does not verify.
-    #[error("{what} signature does not verify{}", with_detail(detail))]
+    #[error(
+        "{what} signature does not verify{}{}",
+        with_key(key),
+        with_detail(detail)
+    )]
     BadSignature {
-        /// Whose signature ("report signature with VCEK", ...).
+        /// Whose signature ("report", "quote", ...).
         what: String,
+        /// The key it was checked with ("VCEK", ...), when that helps.
+        key: Option<String>,
         /// More detail, when there is any.
         detail: String,
     },
@@ -97,13 +103,14 @@ pub enum VerifyError {
     NoVerifier(Tee),
 }
 
-/// Joins a detail to a message: "... does not verify with VCEK: ..." reads
-/// on when the detail starts with "with", else it follows a colon.
+fn with_key(key: &Option<String>) -> String {
+    key.as_ref()
+        .map_or_else(String::new, |k| format!(" with {k}"))
+}
+
 fn with_detail(detail: &str) -> String {
     if detail.is_empty() {
         String::new()
-    } else if detail.starts_with("with ") {
-        format!(" {detail}")
     } else {
         format!(": {detail}")
     }
@@ -122,6 +129,21 @@ impl VerifyError {
     pub fn bad_signature(what: impl Into<String>, detail: impl Into<String>) -> Self {
         VerifyError::BadSignature {
             what: what.into(),
+            key: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// [`VerifyError::BadSignature`] naming the key it was checked with:
+    /// "report signature does not verify with VCEK: ...".
+    pub fn bad_signature_with(
+        what: impl Into<String>,
+        key: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        VerifyError::BadSignature {
+            what: what.into(),
+            key: Some(key.into()),
             detail: detail.into(),
         }
     }

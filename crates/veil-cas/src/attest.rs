@@ -223,9 +223,8 @@ impl Cas {
         .await
         .map_err(|e| ApiError::internal("auditing a grant", &e))?
         .map_err(|e| ApiError::internal("auditing a grant", &e))?;
-        let pem = |der: &[u8]| pem_encode(der);
         Ok(Ok(AttestResponse {
-            certificate: pem(&cert),
+            certificate: pem::encode(&pem::Pem::new("CERTIFICATE", cert)),
             ca: active.ca.cert_pem(),
             argv: rendered.argv,
             host_args: service.host_args,
@@ -244,17 +243,6 @@ impl Cas {
             audit_seq: seq,
         }))
     }
-}
-
-fn pem_encode(der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut s = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        s.push_str(&String::from_utf8_lossy(line));
-        s.push('\n');
-    }
-    s.push_str("-----END CERTIFICATE-----\n");
-    s
 }
 
 /// The secrets a service's templates may name, read from the sealed store.

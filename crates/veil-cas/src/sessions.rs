@@ -28,7 +28,7 @@ pub(crate) struct Pending {
 }
 
 /// A secret as stored (sealed by the store).
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum StoredSecret {
     Generated(SecretMaterial),
@@ -329,7 +329,7 @@ impl Cas {
                     .secret(&spec.name)
                     .is_some_and(|o| o.kind.as_str() == spec.kind.as_str());
                 if !rotate && same_kind {
-                    keep.insert(spec.name.clone(), old.clone_secret());
+                    keep.insert(spec.name.clone(), old.clone());
                 }
             }
         }
@@ -593,17 +593,6 @@ impl Cas {
     }
 }
 
-impl StoredSecret {
-    fn clone_secret(&self) -> StoredSecret {
-        match self {
-            StoredSecret::Generated(m) => StoredSecret::Generated(m.clone()),
-            StoredSecret::Supplied { value } => StoredSecret::Supplied {
-                value: value.clone(),
-            },
-        }
-    }
-}
-
 /// Generates every generated secret of `session` not in `keep`, CAs first
 /// (so `x509` secrets can name them as issuer). Returns the full set to store.
 fn generate_secrets(
@@ -614,7 +603,7 @@ fn generate_secrets(
 ) -> Result<BTreeMap<String, StoredSecret>, ApiError> {
     let mut out: BTreeMap<String, StoredSecret> = BTreeMap::new();
     for (k, v) in keep {
-        out.insert(k.clone(), v.clone_secret());
+        out.insert(k.clone(), v.clone());
     }
     // Issuers before what they issue: a secret whose issuer is not made yet
     // waits for a later pass (the policy has no issuer cycles).

@@ -228,6 +228,15 @@ impl Cas {
                 .map_err(|e| StartError::Other(format!("stored session {name}: {e}")))?;
             let session = veil_policy::parse_session(&stored.yaml)
                 .map_err(|e| StartError::Other(format!("stored session {name}: {e}")))?;
+            // The hash clients named as predecessor must not change under
+            // them (a policy-language change that alters hashing would).
+            if session.hash().to_string() != stored.hash {
+                return Err(StartError::Other(format!(
+                    "stored session {name} now hashes to {}, not {} as applied: this build reads the policy differently",
+                    session.hash(),
+                    stored.hash
+                )));
+            }
             let ca = crate::sessions::load_session_ca(&self.store, &name)
                 .map_err(|e| StartError::Other(format!("session {name}: {e}")))?;
             map.insert(

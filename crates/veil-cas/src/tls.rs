@@ -10,7 +10,6 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvi
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
-use sha2::{Digest, Sha256};
 
 /// The caller of a request, as far as TLS says.
 #[derive(Clone, PartialEq, Eq)]
@@ -34,12 +33,12 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// SHA-256 of the SubjectPublicKeyInfo of a DER certificate.
+/// The identity fingerprint (SHA-256 of the SubjectPublicKeyInfo) of a DER
+/// certificate, as policies list owners.
 pub fn spki_fingerprint(cert: &[u8]) -> Option<String> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
-    Some(hex::encode(Sha256::digest(
-        parsed.tbs_certificate.subject_pki.raw,
-    )))
+    veil_ca::Fingerprint::of_cert_der(cert)
+        .ok()
+        .map(|f| f.to_string())
 }
 
 /// Accepts any client certificate and lets rustls check that the client

@@ -141,10 +141,8 @@ pub fn verify(args: CasVerifyArgs) -> Result<(), Failure> {
 }
 
 fn ring_fill(buf: &mut [u8]) -> Result<(), Failure> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(buf))
-        .map_err(|e| Failure::Usage(format!("cannot read random bytes: {e}")))
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), buf)
+        .map_err(|_| Failure::Usage("the system random generator failed".into()))
 }
 
 /// Checks the CAS's evidence: genuine, binding our nonce and the TLS key we
