@@ -377,37 +377,54 @@ impl CasClient {
         // attest calls share a TLS session. A connection the server closed
         // is replaced; calls on one client are serialized.
         let mut slot = self.conn.lock().await;
-        let reusable = match slot.as_mut() {
+        let mut reused = match slot.as_mut() {
             Some(s) => s.ready().await.is_ok(),
             None => false,
         };
-        if !reusable {
-            *slot = Some(self.connect().await?);
+        let (content_type, payload) = match body {
+            Some((bytes, content_type)) => (Some(content_type), Bytes::from(bytes)),
+            None => (None, Bytes::new()),
+        };
+        let resp = loop {
+            if !reused {
+                *slot = Some(self.connect().await?);
+            }
+            let Some(sender) = slot.as_mut() else {
+                return Err(ClientError::Protocol("no connection".into()));
+            };
+            let mut req = Request::builder()
+                .method(method.clone())
+                .uri(path)
+                .header(HOST, &self.authority);
+            if let Some(ct) = content_type {
+                req = req.header(CONTENT_TYPE, ct);
+            }
+            let req = req
+                .body(Full::new(payload.clone()))
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            match sender.send_request(req).await {
+                Ok(r) => break r,
+                Err(e) => {
+                    *slot = None;
+                    // A kept-alive connection the server closed meanwhile:
+                    // a GET is safe to send again on a fresh one; anything
+                    // else may have taken effect, so the caller decides.
+                    if reused && method == Method::GET {
+                        reused = false;
+                        continue;
+                    }
+                    return Err(unreachable(&e));
+                }
+            }
+        };
+        // The server will close this connection: do not reuse it.
+        if resp
+            .headers()
+            .get(hyper::header::CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))
+        {
+            *slot = None;
         }
-        let Some(sender) = slot.as_mut() else {
-            return Err(ClientError::Protocol("no connection".into()));
-        };
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(HOST, &self.authority);
-        let payload = match body {
-            Some((bytes, content_type)) => {
-                req = req.header(CONTENT_TYPE, content_type);
-                Bytes::from(bytes)
-            }
-            None => Bytes::new(),
-        };
-        let req = req
-            .body(Full::new(payload))
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let resp = match sender.send_request(req).await {
-            Ok(r) => r,
-            Err(e) => {
-                *slot = None;
-                return Err(unreachable(&e));
-            }
-        };
         let status = resp.status();
         let bytes = Limited::new(resp.into_body(), MAX_RESPONSE)
             .collect()
