@@ -26,6 +26,15 @@ pub const CAS_EVIDENCE_DOMAIN: &[u8] = b"veil-cas-evidence-v1";
 /// measurement: e.g. `executable` → SHA-384 hex of the program it starts.
 pub type RuntimeClaims = BTreeMap<String, String>;
 
+/// Runtime claim: the lower-case hex SHA-384 of the program file the
+/// launcher starts (96 digits). Accept rules pin it with `executable`.
+pub const CLAIM_EXECUTABLE: &str = "executable";
+
+/// Runtime claim, only when the program is a `#!` script: the lower-case
+/// hex SHA-384 of its interpreter file. Accept rules pin it with
+/// `interpreter`.
+pub const CLAIM_INTERPRETER: &str = "interpreter";
+
 /// SHA-256 of the canonical JSON of the runtime claims (keys sorted, no
 /// whitespace); 32 zero bytes when there are none.
 pub fn runtime_claims_digest(claims: &RuntimeClaims) -> [u8; 32] {
@@ -53,7 +62,8 @@ pub fn report_data(
     ReportData(h.finalize().into())
 }
 
-/// `GET /v1/nonce`.
+/// `GET /v1/nonce`, or `GET /v1/nonce?session=NS/NAME&service=SVC` (see
+/// [`nonce_path`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NonceResponse {
@@ -61,6 +71,35 @@ pub struct NonceResponse {
     pub nonce: String,
     /// Seconds the nonce stays valid.
     pub expires_in: u64,
+    /// When the request named a session and service: the service's program
+    /// (`command[0]` of the policy, always literal text), so that a
+    /// launcher can measure it before it attests. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+}
+
+/// The path and query of `GET /v1/nonce` asking also for the program of
+/// `service` in `session` ([`NonceResponse::program`]), with both values
+/// percent-encoded.
+pub fn nonce_path(session: &str, service: &str) -> String {
+    format!(
+        "/v1/nonce?session={}&service={}",
+        query_escape(session),
+        query_escape(service)
+    )
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// One endorsement sent with evidence.
@@ -138,6 +177,11 @@ pub struct AttestResponse {
     pub argv: Vec<Zeroizing<String>>,
     /// Whether the host may append arguments.
     pub host_args: bool,
+    /// Names of environment variables the (untrusted) host may pass
+    /// through to the program, from the policy's `host_env`; none of them
+    /// is in `env`. Absent from the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_env: Vec<String>,
     /// The program's environment, templates filled.
     pub env: BTreeMap<String, Zeroizing<String>>,
     /// Files to place.
@@ -150,6 +194,8 @@ impl fmt::Debug for AttestResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AttestResponse")
             .field("argv", &format_args!("<{} redacted>", self.argv.len()))
+            .field("host_args", &self.host_args)
+            .field("host_env", &self.host_env)
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("files", &self.files)
             .field("audit_seq", &self.audit_seq)
@@ -235,6 +281,7 @@ mod tests {
             ca: String::new(),
             argv: vec![Zeroizing::new("--password=canary-s3cret".into())],
             host_args: false,
+            host_env: vec!["TZ".into()],
             env,
             files: vec![WireFile {
                 path: "/etc/x".into(),
@@ -243,6 +290,53 @@ mod tests {
             }],
             audit_seq: 1,
         };
-        assert!(!format!("{r:?}").contains("canary"));
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("canary"));
+        assert!(shown.contains("TZ"), "{shown}");
+    }
+
+    #[test]
+    fn nonce_response_program_is_optional_on_the_wire() {
+        let plain: NonceResponse =
+            serde_json::from_str(r#"{"nonce":"00","expires_in":60}"#).unwrap();
+        assert_eq!(plain.program, None);
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"nonce":"00","expires_in":60}"#
+        );
+        let with: NonceResponse =
+            serde_json::from_str(r#"{"nonce":"00","expires_in":60,"program":"/bin/app"}"#).unwrap();
+        assert_eq!(with.program.as_deref(), Some("/bin/app"));
+        assert!(serde_json::to_string(&with)
+            .unwrap()
+            .contains(r#""program":"/bin/app""#));
+    }
+
+    #[test]
+    fn attest_response_host_env_defaults_to_empty() {
+        let json = r#"{"certificate":"","ca":"","argv":["/bin/app"],"host_args":false,"env":{},"files":[],"audit_seq":3}"#;
+        let r: AttestResponse = serde_json::from_str(json).unwrap();
+        assert!(r.host_env.is_empty());
+        // Empty: not sent, so the body is what it was before the field existed.
+        assert_eq!(serde_json::to_string(&r).unwrap(), json);
+        let mut r2 = r.clone();
+        r2.host_env = vec!["LANG".into(), "TZ".into()];
+        let text = serde_json::to_string(&r2).unwrap();
+        assert!(text.contains(r#""host_env":["LANG","TZ"]"#), "{text}");
+        let back: AttestResponse = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.host_env, r2.host_env);
+    }
+
+    #[test]
+    fn nonce_path_escapes_its_values() {
+        assert_eq!(
+            nonce_path("shop/db", "app"),
+            "/v1/nonce?session=shop%2Fdb&service=app"
+        );
+        assert_eq!(
+            nonce_path("a b&c=d", "x.y-z_~"),
+            "/v1/nonce?session=a%20b%26c%3Dd&service=x.y-z_~"
+        );
+        assert_eq!(nonce_path("é", ""), "/v1/nonce?session=%C3%A9&service=");
     }
 }

@@ -126,7 +126,27 @@ async fn metrics(State(cas): State<Arc<Cas>>) -> Response {
         .into_response()
 }
 
-async fn nonce(State(cas): State<Arc<Cas>>) -> ApiResult<Json<NonceResponse>> {
+const NONCE_FOR_BOTH: &str =
+    "give both `session` and `service` (to learn the service's program), or neither";
+
+/// The optional query of `GET /v1/nonce`. Other parameters are ignored,
+/// as they were before these existed.
+#[derive(Deserialize)]
+struct NonceFor {
+    session: Option<String>,
+    service: Option<String>,
+}
+
+async fn nonce(
+    State(cas): State<Arc<Cas>>,
+    Query(q): Query<NonceFor>,
+) -> ApiResult<Json<NonceResponse>> {
+    // Looked up before a nonce is issued: an unknown name gets none.
+    let program = match (q.session, q.service) {
+        (None, None) => None,
+        (Some(session), Some(service)) => Some(cas.program_of(&session, &service)?),
+        _ => return Err(ApiError::bad_request("bad_request", NONCE_FOR_BOTH)),
+    };
     let n = cas
         .nonces
         .issue()
@@ -134,6 +154,7 @@ async fn nonce(State(cas): State<Arc<Cas>>) -> ApiResult<Json<NonceResponse>> {
     Ok(Json(NonceResponse {
         nonce: hex::encode(n),
         expires_in: cas.nonces.ttl().as_secs(),
+        program,
     }))
 }
 
@@ -360,6 +381,116 @@ mod tests {
     async fn json_of(res: Response) -> serde_json::Value {
         let bytes = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
         serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// The keys a value serializes to, as a sorted list.
+    fn keys_of(v: &serde_json::Value) -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    }
+
+    /// The schema's properties, and its required ones, sorted.
+    fn schema_keys(spec: &serde_json::Value, name: &str) -> (Vec<String>, Vec<String>) {
+        let schema = &spec["components"]["schemas"][name];
+        assert_eq!(schema["additionalProperties"], false, "{name}");
+        let props = keys_of(&schema["properties"]);
+        let mut required: Vec<String> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        required.sort();
+        (props, required)
+    }
+
+    #[test]
+    fn openapi_describes_the_nonce_and_attest_responses() {
+        let spec: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let nonce = &spec["paths"]["/v1/nonce"]["get"];
+        let params: Vec<_> = nonce["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap(),
+                    p["in"].as_str().unwrap(),
+                    p["required"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            params,
+            [("session", "query", false), ("service", "query", false)]
+        );
+        for status in ["200", "400", "404", "408"] {
+            assert!(nonce["responses"].get(status).is_some(), "{status}");
+        }
+
+        // Every field the CAS sends is declared; every required one is sent.
+        let full = serde_json::to_value(NonceResponse {
+            nonce: "00".repeat(32),
+            expires_in: 60,
+            program: Some("/bin/app".into()),
+        })
+        .unwrap();
+        let bare = serde_json::to_value(NonceResponse {
+            nonce: "00".repeat(32),
+            expires_in: 60,
+            program: None,
+        })
+        .unwrap();
+        let (props, required) = schema_keys(&spec, "NonceResponse");
+        assert_eq!(keys_of(&full), props);
+        assert_eq!(keys_of(&bare), required);
+
+        let attest = veil_api::AttestResponse {
+            certificate: String::new(),
+            ca: String::new(),
+            argv: vec![],
+            host_args: false,
+            host_env: vec!["TZ".into()],
+            env: Default::default(),
+            files: vec![veil_api::WireFile {
+                path: "/x".into(),
+                mode: 0o600,
+                content: Zeroizing::new(String::new()),
+            }],
+            audit_seq: 1,
+        };
+        let full = serde_json::to_value(&attest).unwrap();
+        let (props, required) = schema_keys(&spec, "AttestResponse");
+        assert_eq!(keys_of(&full), props);
+        let bare = serde_json::to_value(veil_api::AttestResponse {
+            host_env: vec![],
+            ..attest
+        })
+        .unwrap();
+        assert_eq!(keys_of(&bare), required);
+        let file_schema =
+            &spec["components"]["schemas"]["AttestResponse"]["properties"]["files"]["items"];
+        assert_eq!(
+            keys_of(&full["files"][0]),
+            keys_of(&file_schema["properties"])
+        );
+        assert_eq!(
+            spec["paths"]["/v1/attest"]["post"]["responses"]["200"]["content"]["application/json"]
+                ["schema"]["$ref"],
+            "#/components/schemas/AttestResponse"
+        );
+        let reasons = spec["components"]["schemas"]["Error"]["properties"]["error"]["properties"]
+            ["reason"]["description"]
+            .as_str()
+            .unwrap();
+        for code in [
+            "executable_mismatch",
+            "interpreter_mismatch",
+            "measurement_mismatch",
+        ] {
+            assert!(reasons.contains(code), "{code}");
+        }
     }
 
     #[tokio::test]

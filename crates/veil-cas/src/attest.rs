@@ -39,6 +39,32 @@ fn deny(reason: &'static str, message: impl Into<String>) -> Deny {
 }
 
 impl Cas {
+    /// The program (`command[0]`, literal text) of `service` in `session`,
+    /// for `GET /v1/nonce?session=&service=`: a launcher measures it before
+    /// it attests. 404 `unknown_session` / `unknown_service`, the codes a
+    /// denial of `POST /v1/attest` would carry.
+    pub(crate) fn program_of(&self, session: &str, service: &str) -> Result<String, ApiError> {
+        let active = self.session(session).ok_or_else(|| {
+            ApiError::not_found_as("unknown_session", format!("no session {session:?}"))
+        })?;
+        let svc = active.session.service(service).ok_or_else(|| {
+            ApiError::not_found_as(
+                "unknown_service",
+                format!("session {session} has no service {service:?}"),
+            )
+        })?;
+        // The policy language requires command[0] to be literal text.
+        svc.command
+            .first()
+            .and_then(veil_policy::Template::literal)
+            .ok_or_else(|| {
+                ApiError::internal(
+                    "reading a service's program",
+                    &format!("{session}/{service}: command[0] is not literal text"),
+                )
+            })
+    }
+
     /// `POST /v1/attest`.
     pub(crate) async fn attest(&self, req: AttestRequest) -> Result<AttestResponse, ApiError> {
         let started = Instant::now();
@@ -164,7 +190,7 @@ impl Cas {
                 ),
             )));
         }
-        if let Err(d) = veil_policy::check_accept(service, &claims) {
+        if let Err(d) = veil_policy::check_accept(service, &claims, &req.runtime_claims) {
             return Ok(Err(Deny {
                 reason: d.code(),
                 message: d.to_string(),
@@ -210,6 +236,7 @@ impl Cas {
                 "insecure": claims.insecure,
                 "tcb_status": claims.tcb_status,
                 "spki_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&spki)),
+                "runtime_claims": req.runtime_claims,
             }),
         );
         // The reply leaves only after its audit record is durable.
@@ -228,6 +255,7 @@ impl Cas {
             ca: active.ca.cert_pem(),
             argv: rendered.argv,
             host_args: service.host_args,
+            host_env: service.host_env.iter().cloned().collect(),
             env: rendered.env.into_iter().collect::<BTreeMap<_, _>>(),
             files: rendered
                 .files

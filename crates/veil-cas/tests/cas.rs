@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
-use veil_api::{AttestRequest, AttestResponse, NonceResponse, ATTEST_DOMAIN};
+use veil_api::{AttestRequest, AttestResponse, NonceResponse, RuntimeClaims, ATTEST_DOMAIN};
 use veil_attest::{ReportData, Tee, Time};
 use veil_attest_sim::{SimPlatformKey, SimStatement};
 use veil_ca::Identity;
@@ -147,6 +147,18 @@ impl Launcher {
         service: &str,
         tweak: impl FnOnce(&mut SimStatement, &mut [u8; 32]),
     ) -> AttestRequest {
+        self.request_claiming(cas, service, RuntimeClaims::new(), tweak)
+            .await
+    }
+
+    /// Like `request`, stating (and binding) runtime claims.
+    async fn request_claiming(
+        &self,
+        cas: &Cas,
+        service: &str,
+        runtime_claims: RuntimeClaims,
+        tweak: impl FnOnce(&mut SimStatement, &mut [u8; 32]),
+    ) -> AttestRequest {
         let c = cas.client(None);
         let n: NonceResponse = c.get("/v1/nonce").await.unwrap();
         let mut nonce = [0u8; 32];
@@ -161,7 +173,12 @@ impl Launcher {
         };
         tweak(&mut st, &mut bound_nonce);
         if st.report_data == ReportData::ZERO {
-            st.report_data = veil_api::report_data(ATTEST_DOMAIN, &bound_nonce, &spki, &[0; 32]);
+            st.report_data = veil_api::report_data(
+                ATTEST_DOMAIN,
+                &bound_nonce,
+                &spki,
+                &veil_api::runtime_claims_digest(&runtime_claims),
+            );
         }
         let ev = cas.sim_key().sign(&st);
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
@@ -173,7 +190,7 @@ impl Launcher {
             evidence: b64(&ev),
             endorsements: vec![],
             spki: b64(&spki),
-            runtime_claims: Default::default(),
+            runtime_claims,
         }
     }
 }
@@ -775,6 +792,202 @@ services:
         resp2.env.get("LEAF").unwrap().as_str(),
         env("LEAF"),
         "leaf was kept"
+    );
+    cas.stop().await;
+}
+
+/// The launcher's side of runtime claims: it learns the program from the
+/// nonce call, measures it, and the policy pins the measurement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn programs_are_named_pinned_and_host_env_is_passed_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let cas = start(dir.path()).await;
+    let alice = identity();
+    let owner = cas.client(Some(&alice));
+    let exe = "ab".repeat(48);
+    let interp = "cd".repeat(48);
+    let m = hex::encode(MEASUREMENT);
+    let yaml = format!(
+        r#"name: shop/db
+version: 1
+owners: [{fp}]
+services:
+  - name: runner
+    accept:
+      - {{ tee: sim, measurement: {m}, executable: {exe} }}
+    command: [/opt/app/run, --serve]
+    env: {{ MODE: prod }}
+    host_env: [TZ, LANG]
+  - name: script
+    accept:
+      - {{ tee: sim, measurement: {m}, executable: {exe}, interpreter: {interp} }}
+    command: ["/opt/app/job.py"]
+"#,
+        fp = alice.fingerprint(),
+    );
+    apply(&owner, &yaml).await.unwrap();
+    let anon = cas.client(None);
+
+    // (a) The nonce names the program when asked for a session and service.
+    let n: NonceResponse = anon
+        .get(&veil_api::nonce_path("shop/db", "runner"))
+        .await
+        .unwrap();
+    assert_eq!(n.program.as_deref(), Some("/opt/app/run"));
+    assert_eq!(n.nonce.len(), 64);
+    let n: NonceResponse = anon
+        .get("/v1/nonce?session=shop/db&service=script")
+        .await
+        .unwrap();
+    assert_eq!(n.program.as_deref(), Some("/opt/app/job.py"));
+    // Without them, as before: no program.
+    let n: NonceResponse = anon.get("/v1/nonce").await.unwrap();
+    assert_eq!(n.program, None);
+    let raw = anon
+        .call(hyper::Method::GET, "/v1/nonce", None)
+        .await
+        .unwrap();
+    let raw: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert!(raw.get("program").is_none(), "{raw}");
+    // Unknown names: 404 with a precise code, and no nonce.
+    for (path, code) in [
+        (
+            veil_api::nonce_path("shop/nope", "runner"),
+            "unknown_session",
+        ),
+        (veil_api::nonce_path("shop/db", "nope"), "unknown_service"),
+    ] {
+        match anon.get::<serde_json::Value>(&path).await {
+            Err(ClientError::Api {
+                status: 404,
+                code: c,
+                message,
+                ..
+            }) => {
+                assert_eq!(c, code, "{message}");
+                assert!(message.contains("nope"), "{message}");
+            }
+            other => panic!("{path}: expected a 404, got {other:?}"),
+        }
+    }
+    // One without the other is a malformed request.
+    let err = anon
+        .get::<serde_json::Value>("/v1/nonce?session=shop/db")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Api { status: 400, code, .. } if code == "bad_request"),
+        "{err}"
+    );
+
+    // (b) A rule pinning the executable grants the measured program ...
+    let launcher = Launcher::new();
+    let claims = |pairs: &[(&str, &str)]| -> RuntimeClaims {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let req = launcher
+        .request_claiming(
+            &cas,
+            "runner",
+            claims(&[(veil_api::CLAIM_EXECUTABLE, &exe)]),
+            |_, _| {},
+        )
+        .await;
+    let granted = attest(&cas, &req).await.unwrap();
+    assert_eq!(granted.argv[0].as_str(), "/opt/app/run");
+    // (c) ... and passes the policy's host_env on.
+    assert_eq!(granted.host_env, ["LANG", "TZ"]);
+    assert_eq!(granted.env.get("MODE").unwrap().as_str(), "prod");
+    // ... and denies another program, or none.
+    let other = "ee".repeat(48);
+    let req = launcher
+        .request_claiming(
+            &cas,
+            "runner",
+            claims(&[(veil_api::CLAIM_EXECUTABLE, &other)]),
+            |_, _| {},
+        )
+        .await;
+    match attest(&cas, &req).await {
+        Err(ClientError::Api {
+            status: 403,
+            reason: Some(reason),
+            message,
+            ..
+        }) => {
+            assert_eq!(reason, "executable_mismatch");
+            assert!(
+                message.contains(&format!("executable expected {exe}, found {other}")),
+                "{message}"
+            );
+        }
+        other => panic!("expected executable_mismatch, got {other:?}"),
+    }
+    let req = launcher.request(&cas, "runner", |_, _| {}).await;
+    assert_eq!(
+        denied_reason(attest(&cas, &req).await),
+        "executable_mismatch"
+    );
+    // Claims are bound: changing them after the evidence was made is caught
+    // before the policy is consulted.
+    let mut req = launcher
+        .request_claiming(
+            &cas,
+            "runner",
+            claims(&[(veil_api::CLAIM_EXECUTABLE, &other)]),
+            |_, _| {},
+        )
+        .await;
+    req.runtime_claims = claims(&[(veil_api::CLAIM_EXECUTABLE, &exe)]);
+    assert_eq!(
+        denied_reason(attest(&cas, &req).await),
+        "report_data_mismatch"
+    );
+
+    // A script: the interpreter must be claimed too.
+    let req = launcher
+        .request_claiming(
+            &cas,
+            "script",
+            claims(&[(veil_api::CLAIM_EXECUTABLE, &exe)]),
+            |_, _| {},
+        )
+        .await;
+    assert_eq!(
+        denied_reason(attest(&cas, &req).await),
+        "interpreter_mismatch"
+    );
+    let req = launcher
+        .request_claiming(
+            &cas,
+            "script",
+            claims(&[
+                (veil_api::CLAIM_EXECUTABLE, &exe),
+                (veil_api::CLAIM_INTERPRETER, &interp),
+            ]),
+            |_, _| {},
+        )
+        .await;
+    let granted = attest(&cas, &req).await.unwrap();
+    assert!(granted.host_env.is_empty());
+
+    // The grant's audit record holds the runtime claims it was granted on.
+    let text = owner.audit_export().await.unwrap();
+    let grants: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r.to_string().contains("attest.grant"))
+        .collect();
+    assert_eq!(grants.len(), 2, "{text}");
+    let last = grants[1].to_string();
+    assert!(
+        last.contains(&format!(
+            r#""runtime_claims":{{"executable":"{exe}","interpreter":"{interp}"}}"#
+        )),
+        "{last}"
     );
     cas.stop().await;
 }

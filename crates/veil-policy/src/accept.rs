@@ -1,10 +1,11 @@
 //! Matching verified claims against a service's accept rules.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use veil_attest::{Claims, TcbStatus, Tee, TeeClaims};
 
-use crate::model::{AcceptRule, MeasurementRule, Service};
+use crate::model::{AcceptRule, MeasurementRule, Service, CLAIM_EXECUTABLE};
 
 /// The stable code of a denial; see `docs/spec/policy.md` for the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,6 +31,12 @@ pub enum DenialCode {
     TcbStatusNotAccepted,
     /// A component of the SEV-SNP reported TCB is below the minimum.
     TcbTooLow,
+    /// The launcher's `executable` runtime claim differs from the rule's
+    /// `executable`, or is absent.
+    ExecutableMismatch,
+    /// The launcher's `interpreter` runtime claim differs from the rule's
+    /// `interpreter`, or is absent.
+    InterpreterMismatch,
 }
 
 impl DenialCode {
@@ -46,6 +53,8 @@ impl DenialCode {
             DenialCode::SvnTooLow => "svn_too_low",
             DenialCode::TcbStatusNotAccepted => "tcb_status_not_accepted",
             DenialCode::TcbTooLow => "tcb_too_low",
+            DenialCode::ExecutableMismatch => "executable_mismatch",
+            DenialCode::InterpreterMismatch => "interpreter_mismatch",
         }
     }
 }
@@ -171,6 +180,30 @@ fn opt_hex(v: Option<&Vec<u8>>) -> String {
     v.map_or_else(|| "none".to_owned(), hex::encode)
 }
 
+/// The most characters of a runtime claim a denial message quotes.
+const MAX_SHOWN_CLAIM: usize = 128;
+
+/// A runtime claim as a denial shows it: lower-case hex as is, anything
+/// else (it comes from the launcher, unchecked) quoted and shortened.
+fn shown_claim(v: Option<&String>) -> String {
+    let Some(v) = v else {
+        return "none".to_owned();
+    };
+    let plain_hex = !v.is_empty()
+        && v.len() <= MAX_SHOWN_CLAIM
+        && v.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if plain_hex {
+        return v.clone();
+    }
+    let head: String = v.chars().take(MAX_SHOWN_CLAIM).collect();
+    if head.len() < v.len() {
+        format!("{head:?}... ({} bytes)", v.len())
+    } else {
+        format!("{head:?}")
+    }
+}
+
 fn mm(code: DenialCode, field: &str, expected: String, found: String) -> Mismatch {
     Mismatch {
         code,
@@ -180,8 +213,19 @@ fn mm(code: DenialCode, field: &str, expected: String, found: String) -> Mismatc
     }
 }
 
-/// Every check of `rule` that `claims` fail, in a fixed order.
-pub fn rule_mismatches(rule: &AcceptRule, claims: &Claims) -> Vec<Mismatch> {
+/// Every check of `rule` that `claims` and `runtime_claims` fail, in a
+/// fixed order: the TEE's checks first, then the runtime claims the rule
+/// pins (`executable`, `interpreter`).
+///
+/// `runtime_claims` are what the launcher stated and bound into its
+/// evidence's report data (the CAS checks that binding before calling
+/// this): claim name to value, e.g. `executable` to the lower-case hex
+/// SHA-384 of the program.
+pub fn rule_mismatches(
+    rule: &AcceptRule,
+    claims: &Claims,
+    runtime_claims: &BTreeMap<String, String>,
+) -> Vec<Mismatch> {
     let mut out = Vec::new();
     let claims_sim = claims.insecure || claims.tee == Tee::Sim;
     if claims_sim && rule.tee != Tee::Sim {
@@ -330,19 +374,38 @@ pub fn rule_mismatches(rule: &AcceptRule, claims: &Claims) -> Vec<Mismatch> {
             )),
         }
     }
+    for (name, want) in rule.pinned_runtime_claims() {
+        let found = runtime_claims.get(name);
+        if found.map(String::as_str) != Some(want.to_string().as_str()) {
+            let code = if name == CLAIM_EXECUTABLE {
+                DenialCode::ExecutableMismatch
+            } else {
+                DenialCode::InterpreterMismatch
+            };
+            out.push(mm(code, name, want.to_string(), shown_claim(found)));
+        }
+    }
     out
 }
 
-/// Checks verified claims against a service's accept rules.
+/// Checks verified claims, and the runtime claims the launcher bound into
+/// its evidence, against a service's accept rules.
 ///
 /// Rules are OR'ed: the first rule whose every field holds is returned. A
-/// denial reports the closest rule: among rules for the claims' TEE, the one
-/// with the fewest failed checks (the lowest index on a tie); when no rule
-/// is for that TEE, the first rule.
-pub fn check_accept(service: &Service, claims: &Claims) -> Result<MatchedRule, Denial> {
+/// rule that pins `executable` (or `interpreter`) holds only when
+/// `runtime_claims` has that claim with exactly the pinned value (lower-case
+/// hex); runtime claims a rule does not pin are not looked at. A denial
+/// reports the closest rule: among rules for the claims' TEE, the one with
+/// the fewest failed checks (the lowest index on a tie); when no rule is for
+/// that TEE, the first rule.
+pub fn check_accept(
+    service: &Service,
+    claims: &Claims,
+    runtime_claims: &BTreeMap<String, String>,
+) -> Result<MatchedRule, Denial> {
     let mut results = Vec::with_capacity(service.accept.len());
     for (index, rule) in service.accept.iter().enumerate() {
-        let m = rule_mismatches(rule, claims);
+        let m = rule_mismatches(rule, claims, runtime_claims);
         if m.is_empty() {
             return Ok(MatchedRule {
                 index,
@@ -382,4 +445,35 @@ pub fn check_accept(service: &Service, claims: &Claims) -> Result<MatchedRule, D
         mismatches,
         others,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_are_shown_safely() {
+        assert_eq!(shown_claim(None), "none");
+        let hex = "ab".repeat(48);
+        assert_eq!(shown_claim(Some(&hex)), hex);
+        assert_eq!(shown_claim(Some(&"AB".repeat(2))), "\"ABAB\"");
+        assert_eq!(shown_claim(Some(&String::new())), "\"\"");
+        assert_eq!(shown_claim(Some(&"a\nb".to_owned())), "\"a\\nb\"");
+        let long = "é".repeat(200);
+        let shown = shown_claim(Some(&long));
+        assert!(shown.ends_with("... (400 bytes)"), "{shown}");
+        assert_eq!(shown.chars().filter(|c| *c == 'é').count(), MAX_SHOWN_CLAIM);
+    }
+
+    #[test]
+    fn new_codes_are_stable() {
+        assert_eq!(
+            DenialCode::ExecutableMismatch.as_str(),
+            "executable_mismatch"
+        );
+        assert_eq!(
+            DenialCode::InterpreterMismatch.to_string(),
+            "interpreter_mismatch"
+        );
+    }
 }

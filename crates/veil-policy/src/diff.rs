@@ -64,7 +64,8 @@ pub enum Change {
     ServiceChanged {
         /// Its name.
         name: String,
-        /// `accept`, `command`, `env`, `files`, `host_args`, `volumes`, `network`.
+        /// `accept`, `command`, `env`, `files`, `certificate names (dns, ips)`,
+        /// `host_args`, `host_env`, `volumes`, `network`.
         fields: Vec<&'static str>,
     },
 }
@@ -108,6 +109,9 @@ fn service_fields(a: &Service, b: &Service) -> Vec<&'static str> {
     }
     if a.host_args != b.host_args {
         v.push("host_args");
+    }
+    if a.host_env != b.host_env {
+        v.push("host_env");
     }
     if a.volumes != b.volumes {
         v.push("volumes");

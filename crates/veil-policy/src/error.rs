@@ -28,6 +28,14 @@ impl Path {
         v.push(Seg::Index(i));
         Path(v)
     }
+
+    /// The field `k` of the mapping this path is in: `a.b` -> `a.k`.
+    pub(crate) fn sibling(&self, k: &str) -> Self {
+        let mut v = self.0.clone();
+        v.pop();
+        v.push(Seg::Key(k.to_owned()));
+        Path(v)
+    }
 }
 
 fn plain_key(k: &str) -> bool {
@@ -185,6 +193,13 @@ mod tests {
         assert_eq!(p.to_string(), "services[0].accept[1].measurement");
         let f = Path::root().key("files").key("/etc/x.conf");
         assert_eq!(f.to_string(), "files[\"/etc/x.conf\"]");
+        let s = Path::root()
+            .key("services")
+            .index(0)
+            .key("host_env")
+            .sibling("env")
+            .key("PATH");
+        assert_eq!(s.to_string(), "services[0].env.PATH");
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //! * [`Session::hash`] is the SHA-256 of a canonical JSON encoding; an
 //!   update names the hash of the version it replaces in `predecessor`, and
 //!   [`check_update`] enforces it. [`diff`] lists what an update changes.
-//! * [`check_accept`] matches verified [`veil_attest::Claims`] against a
+//! * [`check_accept`] matches verified [`veil_attest::Claims`] and the
+//!   launcher's runtime claims (`executable`, `interpreter`) against a
 //!   service's accept rules and explains a [`Denial`] with a stable code.
 //! * [`render`] fills a service's [`Template`]s from a [`SecretSource`];
 //!   the [`Rendered`] output is zeroized on drop and never printed.
@@ -56,9 +57,10 @@ pub use accept::{check_accept, rule_mismatches, Denial, DenialCode, MatchedRule,
 pub use diff::{check_update, diff, Change};
 pub use error::{ErrorKind, PolicyError};
 pub use model::{
-    is_service_name, AcceptRule, Alphabet, ClientAuth, Digest, Export, FileSpec, Fingerprint,
-    Issuer, MeasurementRule, MinTcb, NetworkRule, ParseValueError, Peer, SecretKind, SecretSpec,
-    Service, Session, SessionHash, SessionName, Volume, VolumeMode, HASH_DOMAIN,
+    is_service_name, AcceptRule, Alphabet, ClientAuth, Digest, Export, FileDigest, FileSpec,
+    Fingerprint, Issuer, MeasurementRule, MinTcb, NetworkRule, ParseValueError, Peer, SecretKind,
+    SecretSpec, Service, Session, SessionHash, SessionName, Volume, VolumeMode, CLAIM_EXECUTABLE,
+    CLAIM_INTERPRETER, HASH_DOMAIN,
 };
 pub use parse::{parse_session, MAX_OWNERS};
 pub use render::{render, RenderError, Rendered, RenderedFile, SecretSource};

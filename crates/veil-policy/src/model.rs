@@ -168,6 +168,64 @@ impl fmt::Debug for Digest {
 }
 display_serialize!(Digest);
 
+/// The SHA-384 digest of a file, as a policy pins it for the program a
+/// launcher starts (`executable`) or its `#!` interpreter (`interpreter`):
+/// 96 lower-case hex digits, compared with the launcher's runtime claims.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileDigest(pub [u8; 48]);
+
+impl FileDigest {
+    /// The number of hex digits of the text form.
+    pub const HEX_LEN: usize = 96;
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8; 48] {
+        &self.0
+    }
+}
+
+impl FromStr for FileDigest {
+    type Err = ParseValueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let hex = !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let lower = s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let mut out = [0u8; 48];
+        if hex && lower && s.len() == Self::HEX_LEN && hex::decode_to_slice(s, &mut out).is_ok() {
+            return Ok(FileDigest(out));
+        }
+        let why = if !hex {
+            "it is not hex".to_owned()
+        } else if !lower {
+            "it has upper-case digits; write it in lower case".to_owned()
+        } else {
+            format!("it has {} hex digits", s.len())
+        };
+        let shown: String = s.chars().take(100).collect();
+        let more = if shown.len() < s.len() { "..." } else { "" };
+        Err(ParseValueError(format!(
+            "{shown:?}{more} is not a SHA-384 digest: {why}; expected {} lower-case hex digits \
+             (e.g. the output of `sha384sum FILE`)",
+            Self::HEX_LEN
+        )))
+    }
+}
+
+impl fmt::Display for FileDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for FileDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FileDigest({self})")
+    }
+}
+display_serialize!(FileDigest);
+
 /// A validated session (policy), version v1 of the language.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Session {
@@ -466,6 +524,12 @@ pub struct Service {
     pub files: BTreeMap<String, FileSpec>,
     /// Whether the host may append arguments to `command`.
     pub host_args: bool,
+    /// Names of environment variables the untrusted host may pass through
+    /// to the program (none by default). Disjoint from the keys of `env`.
+    /// Omitted from the canonical JSON when empty, so sessions that do not
+    /// use it keep their hash.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub host_env: BTreeSet<String>,
     /// DNS subject alternative names of the certificate an attested
     /// launcher of this service receives.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -551,7 +615,41 @@ pub struct AcceptRule {
     pub tcb_status: BTreeSet<TcbStatus>,
     /// Whether debug-mode evidence is accepted.
     pub debug: bool,
+    /// SHA-384 of the program the launcher starts, compared with its
+    /// `executable` runtime claim. Omitted from the canonical JSON when
+    /// absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executable: Option<FileDigest>,
+    /// SHA-384 of the program's `#!` interpreter, compared with the
+    /// launcher's `interpreter` runtime claim. Omitted from the canonical
+    /// JSON when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interpreter: Option<FileDigest>,
 }
+
+impl AcceptRule {
+    /// The runtime claims this rule pins: `(claim name, expected value)`,
+    /// `executable` first. The claim names are [`CLAIM_EXECUTABLE`] and
+    /// [`CLAIM_INTERPRETER`].
+    pub fn pinned_runtime_claims(&self) -> impl Iterator<Item = (&'static str, &FileDigest)> {
+        [
+            (CLAIM_EXECUTABLE, self.executable.as_ref()),
+            (CLAIM_INTERPRETER, self.interpreter.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|d| (k, d)))
+    }
+}
+
+/// The runtime claim a launcher states for the program it starts: the
+/// lower-case hex SHA-384 of the program file. An accept rule's
+/// `executable` is compared with it.
+pub const CLAIM_EXECUTABLE: &str = "executable";
+
+/// The runtime claim a launcher states when the program is a `#!` script:
+/// the lower-case hex SHA-384 of the interpreter file. An accept rule's
+/// `interpreter` is compared with it.
+pub const CLAIM_INTERPRETER: &str = "interpreter";
 
 /// How a volume is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -641,4 +739,36 @@ pub enum NetworkRule {
         /// What the peer must be.
         peer: Peer,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+    use super::*;
+
+    #[test]
+    fn file_digests_are_96_lower_case_hex_digits() {
+        let text = "0a".repeat(48);
+        let d: FileDigest = text.parse().unwrap();
+        assert_eq!(d.as_bytes(), &[0x0a; 48]);
+        assert_eq!(d.to_string(), text);
+        assert_eq!(format!("{d:?}"), format!("FileDigest({text})"));
+        assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{text}\""));
+        for (bad, why) in [
+            (String::new(), "it is not hex"),
+            ("0a".repeat(32), "it has 64 hex digits"),
+            ("0A".repeat(48), "upper-case"),
+            (format!("{} ", "0a".repeat(48)), "it is not hex"),
+            (format!("sha384:{}", "0a".repeat(48)), "it is not hex"),
+            ("é".repeat(48), "it is not hex"),
+        ] {
+            let e = bad.parse::<FileDigest>().unwrap_err().to_string();
+            assert!(e.contains(why), "{bad:?}: {e}");
+            assert!(e.contains("96 lower-case hex digits"), "{bad:?}: {e}");
+        }
+        // A huge value is not repeated in full.
+        let e = "z".repeat(100_000).parse::<FileDigest>().unwrap_err();
+        assert!(e.to_string().len() < 400, "{}", e.to_string().len());
+    }
 }

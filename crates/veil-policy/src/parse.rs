@@ -615,6 +615,10 @@ fn service(at: At<'_>, table: &HashMap<&str, &SecretKind>) -> Result<Service, Po
         Some((p, n)) => At::new(n, &p).bool()?,
         None => false,
     };
+    let host_env = match f.opt("host_env") {
+        Some((p, n)) => host_env(At::new(n, &p), &env)?,
+        None => BTreeSet::new(),
+    };
     let dns = match f.opt("dns") {
         Some((p, n)) => dns_list(At::new(n, &p))?,
         None => Vec::new(),
@@ -655,11 +659,41 @@ fn service(at: At<'_>, table: &HashMap<&str, &SecretKind>) -> Result<Service, Po
         env,
         files,
         host_args,
+        host_env,
         dns,
         ips,
         volumes,
         network,
     })
+}
+
+/// `host_env`: environment variable names the host may pass through; no
+/// duplicates, none also set by the policy's `env`.
+fn host_env(at: At<'_>, env: &BTreeMap<String, Template>) -> Result<BTreeSet<String>, PolicyError> {
+    let mut names = BTreeSet::new();
+    for (ip, item) in at.seq()? {
+        let a = At::new(item, &ip);
+        let s = a.str()?;
+        if !is_env_name(s) {
+            return Err(value_err(
+                a,
+                format!("{s:?} is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*, at most 255 characters)"),
+            ));
+        }
+        if env.contains_key(s) {
+            let env_path = at.path.sibling("env").key(s);
+            return Err(value_err(
+                a,
+                format!(
+                    "{s:?} is both in host_env and set by the policy at {env_path}; a variable comes either from the policy or from the host: remove one of them"
+                ),
+            ));
+        }
+        if !names.insert(s.to_owned()) {
+            return Err(value_err(a, format!("{s:?} is listed twice")));
+        }
+    }
+    Ok(names)
 }
 
 /// A list of DNS names (subject alternative names).
@@ -1159,6 +1193,14 @@ fn accept_rule(at: At<'_>) -> Result<AcceptRule, PolicyError> {
         Some((p, n)) => At::new(n, &p).bool()?,
         None => false,
     };
+    let executable = match f.opt("executable") {
+        Some((p, n)) => Some(parse_hex_str::<FileDigest>(At::new(n, &p))?),
+        None => None,
+    };
+    let interpreter = match f.opt("interpreter") {
+        Some((p, n)) => Some(parse_hex_str::<FileDigest>(At::new(n, &p))?),
+        None => None,
+    };
     f.finish()?;
     Ok(AcceptRule {
         tee,
@@ -1170,5 +1212,7 @@ fn accept_rule(at: At<'_>) -> Result<AcceptRule, PolicyError> {
         min_tcb,
         tcb_status,
         debug,
+        executable,
+        interpreter,
     })
 }

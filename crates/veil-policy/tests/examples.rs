@@ -68,6 +68,17 @@ fn full_example_parses() {
     assert!(matches!(&db.network[2], NetworkRule::Outbound { .. }));
     assert!(!db.host_args);
     assert!(s.service("backup").unwrap().host_args);
+    // Additions to v1.
+    assert!(db.accept[0]
+        .executable
+        .is_some_and(|d| d.to_string().starts_with("9f2c6d1e")));
+    assert!(db.accept[1..].iter().all(|r| r.executable.is_none()));
+    assert!(db.accept.iter().all(|r| r.interpreter.is_none()));
+    assert_eq!(
+        db.host_env.iter().map(String::as_str).collect::<Vec<_>>(),
+        ["LANG", "TZ"]
+    );
+    assert!(s.service("backup").unwrap().host_env.is_empty());
 }
 
 #[test]
@@ -222,6 +233,26 @@ fn invalid_cases() -> Vec<(String, &'static str, &'static str, &'static str)> {
         (rule(&format!("{{ tee: tdx, measurement: {M48}, rtmrs: {{ rtmr4: {M48} }} }}")), "services[0].accept[0].rtmrs.rtmr4", "invalid_value", "rtmr0 to rtmr3"),
         (rule(&format!("{{ tee: nitro, measurement: {M48}, pcrs: {{ 0: {M48} }} }}")), "services[0].accept[0].pcrs.0", "invalid_value", "PCR0 is `measurement`"),
         (rule(&format!("{{ tee: sim, measurement: {M48}, signer: {M48} }}")), "services[0].accept[0].signer", "unknown_field", "does not apply to tee sim"),
+        // Accept rules: runtime claims (v1 additions).
+        (rule("{ tee: sim, measurement: any, executable: abcd }"), "services[0].accept[0].executable", "invalid_value", "it has 4 hex digits; expected 96 lower-case hex digits"),
+        (rule(&format!("{{ tee: sim, measurement: any, executable: {} }}", &M48[..64])), "services[0].accept[0].executable", "invalid_value", "it has 64 hex digits"),
+        (rule(&format!("{{ tee: sim, measurement: any, executable: {}00 }}", M48)), "services[0].accept[0].executable", "invalid_value", "it has 98 hex digits"),
+        (rule(&format!("{{ tee: sim, measurement: any, executable: {} }}", M48.to_uppercase())), "services[0].accept[0].executable", "invalid_value", "write it in lower case"),
+        (rule(&format!("{{ tee: sim, measurement: any, executable: sha384:{} }}", M48)), "services[0].accept[0].executable", "invalid_value", "it is not hex"),
+        (rule("{ tee: sim, measurement: any, executable: [] }"), "services[0].accept[0].executable", "wrong_type", "expected a string, found a list"),
+        (rule("{ tee: sim, measurement: any, executable: true }"), "services[0].accept[0].executable", "wrong_type", "found the boolean true"),
+        (rule("{ tee: sim, measurement: any, executable: }"), "services[0].accept[0].executable", "wrong_type", "null"),
+        (rule(&format!("{{ tee: snp, measurement: {M48}, interpreter: {} }}", &M48[..95])), "services[0].accept[0].interpreter", "invalid_value", "it has 95 hex digits"),
+        (rule(&format!("{{ tee: snp, measurement: {M48}, interpreter: {M48}, interpeter: {M48} }}")), "services[0].accept[0].interpeter", "unknown_field", "executable, interpreter"),
+        // host_env (v1 addition).
+        (svc("    host_env: PATH"), "services[0].host_env", "wrong_type", "expected a list"),
+        (svc("    host_env: [1X]"), "services[0].host_env[0]", "invalid_value", "not a valid environment variable name"),
+        (svc("    host_env: [A-B]"), "services[0].host_env[0]", "invalid_value", "not a valid environment variable name"),
+        (svc("    host_env: [\"\"]"), "services[0].host_env[0]", "invalid_value", "not a valid environment variable name"),
+        (svc("    host_env: [123]"), "services[0].host_env[0]", "wrong_type", "put it in quotes"),
+        (svc("    host_env: [{ name: X }]"), "services[0].host_env[0]", "wrong_type", "expected a string"),
+        (svc("    host_env: [TZ, LANG, TZ]"), "services[0].host_env[2]", "invalid_value", "\"TZ\" is listed twice"),
+        (svc("    env: { TZ: UTC }\n    host_env: [LANG, TZ]"), "services[0].host_env[1]", "invalid_value", "\"TZ\" is both in host_env and set by the policy at services[0].env.TZ"),
     ]
 }
 
@@ -255,4 +286,61 @@ fn errors_carry_line_and_column() {
         shown.starts_with("services[0].accept[0].measurement (line 6, column "),
         "{shown}"
     );
+}
+
+#[test]
+fn runtime_claim_pins_and_host_env_parse() {
+    let exe = "ab".repeat(48);
+    // A digest of digits only is a plain YAML integer; it is taken as text.
+    let digits = "01".repeat(48);
+    let yaml = format!(
+        "name: t/s\nversion: 1\nowners: [{OWNER}]\nservices:\n  - name: svc\n    accept:\n      - {{ tee: sim, measurement: any, executable: {exe}, interpreter: {digits} }}\n      - {{ tee: snp, measurement: {M48}, executable: \"{exe}\" }}\n    command: [/usr/bin/python3, /app/main.py]\n    env: {{ MODE: prod }}\n    host_env: [TZ, LANG, _X1]\n"
+    );
+    let s = parse_session(&yaml).unwrap();
+    let svc = s.service("svc").unwrap();
+    let r0 = &svc.accept[0];
+    assert_eq!(r0.executable.unwrap().to_string(), exe);
+    assert_eq!(r0.interpreter.unwrap().to_string(), digits);
+    assert_eq!(
+        r0.pinned_runtime_claims()
+            .map(|(k, _)| k)
+            .collect::<Vec<_>>(),
+        [
+            veil_policy::CLAIM_EXECUTABLE,
+            veil_policy::CLAIM_INTERPRETER
+        ]
+    );
+    assert_eq!(svc.accept[1].executable, r0.executable);
+    assert_eq!(svc.accept[1].interpreter, None);
+    // host_env is a set: sorted, whatever the document order.
+    assert_eq!(
+        svc.host_env.iter().map(String::as_str).collect::<Vec<_>>(),
+        ["LANG", "TZ", "_X1"]
+    );
+    // Both are part of the canonical JSON, hence of the hash.
+    let json = s.canonical_json();
+    assert!(
+        json.contains(&format!(
+            r#""executable":"{exe}","interpreter":"{digits}","measurement":"any""#
+        )),
+        "{json}"
+    );
+    assert!(json.contains(r#""host_env":["LANG","TZ","_X1"]"#), "{json}");
+    let reordered = parse_session(&yaml.replace("[TZ, LANG, _X1]", "[_X1, LANG, TZ]")).unwrap();
+    assert_eq!(reordered.hash(), s.hash());
+    let fewer = parse_session(&yaml.replace("[TZ, LANG, _X1]", "[TZ, LANG]")).unwrap();
+    assert_ne!(fewer.hash(), s.hash());
+    let other_exe = parse_session(&yaml.replacen(&exe, &"cd".repeat(48), 1)).unwrap();
+    assert_ne!(other_exe.hash(), s.hash());
+}
+
+#[test]
+fn absent_additions_leave_the_canonical_json_unchanged() {
+    // `host_env: []` is the default and, like absent pins, is not encoded:
+    // sessions written before these fields existed keep their hash.
+    let a = parse_session(MINIMAL).unwrap();
+    let b = parse_session(&format!("{MINIMAL}    host_env: []\n")).unwrap();
+    assert_eq!(a.canonical_json(), b.canonical_json());
+    assert!(!a.canonical_json().contains("host_env"));
+    assert!(!a.canonical_json().contains("executable"));
 }

@@ -98,3 +98,28 @@ fn version_must_be_the_next_one() {
     let e = check_update(&v1, &v3).unwrap_err();
     assert_eq!(e.path(), "version");
 }
+
+#[test]
+fn diff_names_host_env_and_program_pins() {
+    let v1 = parse_session(V1).unwrap();
+    let v2_text = V1
+        .replace(
+            "version: 1",
+            &format!("version: 2\npredecessor: {}", v1.hash()),
+        )
+        .replace(
+            "measurement: any }",
+            &format!("measurement: any, executable: {} }}", "ab".repeat(48)),
+        );
+    let v2 = parse_session(&format!("{v2_text}    host_env: [TZ]\n")).unwrap();
+    check_update(&v1, &v2).unwrap();
+    let changes = diff(&v1, &v2);
+    assert_eq!(
+        changes.last(),
+        Some(&Change::ServiceChanged {
+            name: "hello".into(),
+            fields: vec!["accept", "host_env"]
+        }),
+        "{changes:?}"
+    );
+}

@@ -34,6 +34,58 @@ pub enum Command {
     /// The CAS's tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Attest to the CAS, then start the service's program with the
+    /// arguments, environment and files it released (inside the TEE).
+    Run(RunArgs),
+    /// Print what a policy must pin to accept a program (the sim measurement,
+    /// the executable's digest).
+    Measure(MeasureArgs),
+    /// A short tour: a local CAS, a session, an unmodified program that gets
+    /// its secrets, and a changed program that does not.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The session, namespace/name.
+    #[arg(long)]
+    pub session: String,
+    /// The service within the session.
+    #[arg(long)]
+    pub service: String,
+    #[command(flatten)]
+    pub cas: CasUrl,
+    /// Where evidence comes from (auto never picks the simulated TEE).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub tee: CollectTee,
+    /// The simulated TEE's key directory (default $VEIL_HOME/sim).
+    #[arg(long)]
+    pub sim_dir: Option<PathBuf>,
+    /// Root under which the kernel's TEE interfaces are found.
+    #[arg(long, default_value = "/", hide = true)]
+    pub provider_root: PathBuf,
+    /// Attempts to reach the CAS before giving up (with backoff, about 6 s for 6).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub attempts: u32,
+    /// Arguments appended to the policy's command (only if it says `host_args: true`).
+    #[arg(last = true)]
+    pub host_args: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
+    /// The program (an executable or a #! script).
+    pub program: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's directory (CAS state, policy, logs) instead of removing it.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// Where the CAS is: `--cas URL`, else `$VEIL_CAS`, else the last verified CAS.

@@ -10,6 +10,14 @@ pub enum Failure {
     NotAcceptable(String),
     /// The command was used wrongly, or a file could not be read or written (exit 2).
     Usage(String),
+    /// `veil run`: the CAS could not be reached, or is not the pinned one (exit 69).
+    Unavailable(String),
+    /// `veil run`: the CAS denied the attestation; the program was not started (exit 77).
+    Denied(String),
+    /// `veil run`: the private in-memory mount could not be set up (exit 71).
+    Isolation(String),
+    /// `veil run`: the program could not be executed (exit 126) or was not found (127).
+    Exec(String, u8),
 }
 
 impl Failure {
@@ -18,6 +26,10 @@ impl Failure {
         match self {
             Failure::NotAcceptable(_) => 1,
             Failure::Usage(_) => 2,
+            Failure::Unavailable(_) => 69,
+            Failure::Denied(_) => 77,
+            Failure::Isolation(_) => 71,
+            Failure::Exec(_, code) => *code,
         }
     }
 
@@ -30,7 +42,12 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::NotAcceptable(m) | Failure::Usage(m) => f.write_str(m),
+            Failure::NotAcceptable(m)
+            | Failure::Usage(m)
+            | Failure::Unavailable(m)
+            | Failure::Denied(m)
+            | Failure::Isolation(m)
+            | Failure::Exec(m, _) => f.write_str(m),
         }
     }
 }
@@ -48,5 +65,23 @@ impl From<VerifyError> for Failure {
 impl From<veil_provider::ProviderError> for Failure {
     fn from(e: veil_provider::ProviderError) -> Self {
         Failure::Usage(e.to_string())
+    }
+}
+
+impl From<veil_launcher::LaunchError> for Failure {
+    fn from(e: veil_launcher::LaunchError) -> Self {
+        use veil_launcher::LaunchError as L;
+        let m = e.to_string();
+        match &e {
+            L::Unreachable { .. } | L::UntrustedCas(_) => Failure::Unavailable(m),
+            L::Denied { .. } => Failure::Denied(m),
+            L::Isolation { .. } => Failure::Isolation(m),
+            L::Exec { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Failure::Exec(m, 127)
+            }
+            L::Exec { .. } => Failure::Exec(m, 126),
+            L::Program { .. } => Failure::Exec(m, 127),
+            _ => Failure::Usage(m),
+        }
     }
 }

@@ -3,7 +3,11 @@
 //! to an exit code in one place (`failure::Failure::exit_code`).
 //!
 //! Exit codes: 0 success; 1 the thing checked is not acceptable (evidence not
-//! genuine, report data mismatch, ...); 2 usage or I/O error.
+//! genuine, report data mismatch, ...); 2 usage or I/O error. `veil run`
+//! exits with the program's status (128 + N when signal N ended it), or,
+//! when the program could not be started: 69 CAS unreachable or untrusted,
+//! 77 attestation denied, 71 the private file mount could not be set up,
+//! 126 the program could not be executed, 127 it was not found.
 
 mod cli;
 mod cmd;
@@ -18,7 +22,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging();
     match cmd::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(failure) => {
             eprintln!("veil: {failure}");
             ExitCode::from(failure.exit_code())

@@ -2,8 +2,10 @@
 
 mod audit;
 mod cas;
+mod demo;
 mod evidence;
 mod identity;
+mod launch;
 mod session;
 
 pub use crate::config::veil_home;
@@ -14,8 +16,12 @@ use crate::cli::{
 };
 use crate::failure::Failure;
 
-pub fn run(cli: Cli) -> Result<(), Failure> {
+/// Runs the command; returns the process exit code (0, or the program's for `veil run`).
+pub fn run(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
+        Command::Run(a) => return launch::run(a),
+        Command::Measure(a) => launch::measure(a),
+        Command::Demo(a) => return demo::demo(a),
         Command::Evidence(EvidenceCommand::Verify(a)) => evidence::verify(a),
         Command::Evidence(EvidenceCommand::Show(a)) => evidence::show(a),
         Command::Evidence(EvidenceCommand::Collect(a)) => evidence::collect(a),
@@ -35,6 +41,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Audit(AuditCommand::Show(a)) => audit::show(a),
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(a),
     }
+    .map(|()| 0)
 }
 
 /// Reads a whole file, mapping errors to a usage failure naming the file.
