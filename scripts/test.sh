@@ -6,8 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the tests use, as "command:package" pairs.
+# Real programs `veil run` starts in the launcher tests are looked up at their
+# Debian paths.
 needs=(
   "mkfifo:coreutils"
+  "/usr/bin/python3:python3"
+  "/usr/bin/sqlite3:sqlite3"
+  "/usr/bin/redis-server:redis-server"
+  "/usr/bin/redis-cli:redis-tools"
+  "/usr/bin/memcached:memcached"
 )
 missing=()
 for pair in "${needs[@]}"; do

@@ -32,7 +32,7 @@ mod sys;
 pub use attest::{attest, AttestOptions, Released, ReleasedFile, Retry};
 pub use error::LaunchError;
 pub use measure::{
-    launcher_measurement, measure_program, resolve_program, sim_launch_measurement,
+    interpreter_of, launcher_measurement, measure_program, resolve_program, sim_launch_measurement,
     ProgramMeasurement,
 };
 pub use plan::ExecPlan;

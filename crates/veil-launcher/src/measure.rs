@@ -115,10 +115,12 @@ fn shebang(path: &Path) -> std::io::Result<Option<PathBuf>> {
     std::fs::File::open(path)?
         .take(SHEBANG_MAX as u64)
         .read_to_end(&mut head)?;
-    Ok(parse_shebang(&head))
+    Ok(interpreter_of(&head))
 }
 
-fn parse_shebang(head: &[u8]) -> Option<PathBuf> {
+/// The interpreter a file starting with `head` names on its `#!` line (the
+/// first word after `#!`, as the kernel reads it), if it has one.
+pub fn interpreter_of(head: &[u8]) -> Option<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
     let rest = head.strip_prefix(b"#!")?;
     let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
@@ -225,15 +227,18 @@ mod tests {
 
     #[test]
     fn shebang_lines_are_parsed_like_the_kernel_does() {
-        assert_eq!(parse_shebang(b"#!/bin/sh\necho"), Some("/bin/sh".into()));
+        assert_eq!(interpreter_of(b"#!/bin/sh\necho"), Some("/bin/sh".into()));
         assert_eq!(
-            parse_shebang(b"#! /usr/bin/env python3\n"),
+            interpreter_of(b"#! /usr/bin/env python3\n"),
             Some("/usr/bin/env".into())
         );
-        assert_eq!(parse_shebang(b"#!\t/bin/bash -e"), Some("/bin/bash".into()));
-        assert_eq!(parse_shebang(b"\x7fELF"), None);
-        assert_eq!(parse_shebang(b"#!\n"), None);
-        assert_eq!(parse_shebang(b""), None);
+        assert_eq!(
+            interpreter_of(b"#!\t/bin/bash -e"),
+            Some("/bin/bash".into())
+        );
+        assert_eq!(interpreter_of(b"\x7fELF"), None);
+        assert_eq!(interpreter_of(b"#!\n"), None);
+        assert_eq!(interpreter_of(b""), None);
     }
 
     #[test]

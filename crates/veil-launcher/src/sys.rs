@@ -386,9 +386,15 @@ impl ChildPlan {
             };
             check(Step::Unshare, libc::unshare(flags))?;
             if let Some((uid_map, gid_map)) = &self.userns {
-                write_proc(c"/proc/self/setgroups", b"deny")?;
-                write_proc(c"/proc/self/uid_map", uid_map)?;
-                write_proc(c"/proc/self/gid_map", gid_map)?;
+                // A non-dumpable process's /proc/self files belong to root, so
+                // the id maps can only be written while dumpable; the window is
+                // these three writes, and execve decides dumpability afresh.
+                check(Step::IdMap, libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0))?;
+                let r = write_proc(c"/proc/self/setgroups", b"deny")
+                    .and_then(|()| write_proc(c"/proc/self/uid_map", uid_map))
+                    .and_then(|()| write_proc(c"/proc/self/gid_map", gid_map));
+                libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+                r?;
             }
             check(
                 Step::PrivateMounts,
