@@ -49,29 +49,49 @@ impl Running {
     }
 }
 
-/// What the launcher created on the host, removed when the program ends.
+/// What the launcher created (or shares) on the host, removed when the
+/// program ends.
 #[derive(Debug, Default)]
 pub(crate) struct Cleanup {
-    /// Placeholder files and directories, in creation order.
-    created: Vec<(PathBuf, bool)>,
+    /// Every declared path with a shared `flock` held on it while the program
+    /// runs, and whether it is a placeholder (ours, or another launcher's
+    /// that we share).
+    targets: Vec<(PathBuf, std::fs::File, bool)>,
+    /// Directories created for placeholders (or found marked as such),
+    /// outermost first.
+    dirs: Vec<PathBuf>,
     staging: Option<PathBuf>,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        for (path, is_dir) in self.created.drain(..).rev() {
-            let r = if is_dir {
-                std::fs::remove_dir(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-            if let Err(e) = r {
-                tracing::warn!(path = %path.display(), error = %e, "cannot remove a placeholder the launcher created");
+        for (path, file, placeholder) in self.targets.drain(..).rev() {
+            // Remove a placeholder only when no other launcher holds it, and
+            // only if the path still names the same (empty) file.
+            if placeholder
+                && sys::flock(&file, libc::LOCK_EX | libc::LOCK_NB).is_ok()
+                && same_file(&path, &file)
+            {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a placeholder the launcher created");
+                }
             }
+        }
+        for d in self.dirs.drain(..).rev() {
+            // Fails harmlessly while another launcher still uses it.
+            let _ = std::fs::remove_dir(d);
         }
         if let Some(s) = self.staging.take() {
             let _ = std::fs::remove_dir(s);
         }
+    }
+}
+
+fn same_file(path: &Path, file: &std::fs::File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), file.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -86,50 +106,95 @@ fn swap_active() -> bool {
         .map_or(true, |s| s.lines().skip(1).any(|l| !l.trim().is_empty()))
 }
 
-/// Makes sure `target` exists as something a file can be bound over.
+/// Makes sure `target` exists as something a file can be bound over, and
+/// holds a shared lock on it while the program runs.
+///
+/// Two launchers may place a file at the same path (two replicas, an
+/// overlapping restart): placeholders carry the `user.veil.placeholder`
+/// extended attribute so the second recognizes the first's, each holds a
+/// shared `flock`, and only the last one out removes it.
 fn prepare_target(target: &Path, cleanup: &mut Cleanup) -> Result<(), LaunchError> {
-    match std::fs::metadata(target) {
-        Ok(m) if m.is_dir() => {
-            return Err(LaunchError::NotAllowed(format!(
-                "the policy places a file at {}, which is a directory on this host",
-                target.display()
-            )))
+    let os =
+        |what: &str, e: std::io::Error| LaunchError::os(format!("{what} {}", target.display()), e);
+    for _ in 0..8 {
+        match std::fs::metadata(target) {
+            Ok(m) if m.is_dir() => {
+                return Err(LaunchError::NotAllowed(format!(
+                    "the policy places a file at {}, which is a directory on this host",
+                    target.display()
+                )))
+            }
+            Ok(_) => {
+                let file = std::fs::File::open(target).map_err(|e| os("opening", e))?;
+                sys::flock(&file, libc::LOCK_SH).map_err(|e| os("locking", e))?;
+                if !same_file(target, &file) {
+                    continue; // removed or replaced meanwhile: look again
+                }
+                let placeholder = sys::is_placeholder(target);
+                if placeholder {
+                    let mut marked = Vec::new();
+                    let mut dir = target.parent();
+                    while let Some(d) = dir.filter(|d| sys::is_placeholder(d)) {
+                        marked.push(d.to_owned());
+                        dir = d.parent();
+                    }
+                    cleanup.dirs.extend(marked.into_iter().rev());
+                }
+                cleanup.targets.push((target.to_owned(), file, placeholder));
+                return Ok(());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(os("inspecting", e)),
         }
-        Ok(_) => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(LaunchError::os(
-                format!("inspecting {}", target.display()),
-                e,
-            ))
+        let mut missing = Vec::new();
+        let mut dir = target.parent();
+        while let Some(d) = dir {
+            if d.exists() {
+                break;
+            }
+            missing.push(d.to_owned());
+            dir = d.parent();
+        }
+        for d in missing.into_iter().rev() {
+            match std::fs::DirBuilder::new().mode(0o755).create(&d) {
+                Ok(()) => {
+                    sys::mark_placeholder(&d);
+                    cleanup.dirs.push(d);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(LaunchError::os(
+                        format!("creating directory {}", d.display()),
+                        e,
+                    ))
+                }
+            }
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(target)
+        {
+            Ok(file) => {
+                sys::mark_placeholder(target);
+                sys::flock(&file, libc::LOCK_SH).map_err(|e| os("locking", e))?;
+                cleanup.targets.push((target.to_owned(), file, true));
+                return Ok(());
+            }
+            // Another launcher made it, or removed a directory, meanwhile.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotFound
+                ) => {}
+            Err(e) => return Err(os("creating the mount point", e)),
         }
     }
-    let mut missing = Vec::new();
-    let mut dir = target.parent();
-    while let Some(d) = dir {
-        if d.exists() {
-            break;
-        }
-        missing.push(d.to_owned());
-        dir = d.parent();
-    }
-    for d in missing.into_iter().rev() {
-        std::fs::DirBuilder::new()
-            .mode(0o755)
-            .create(&d)
-            .map_err(|e| LaunchError::os(format!("creating directory {}", d.display()), e))?;
-        cleanup.created.push((d, true));
-    }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(target)
-        .map_err(|e| {
-            LaunchError::os(format!("creating the mount point {}", target.display()), e)
-        })?;
-    cleanup.created.push((target.to_owned(), false));
-    Ok(())
+    Err(LaunchError::os(
+        format!("preparing {}", target.display()),
+        std::io::Error::other("it keeps changing under the launcher"),
+    ))
 }
 
 fn staging_dir() -> Result<PathBuf, LaunchError> {
@@ -240,6 +305,10 @@ pub fn spawn(plan: &ExecPlan) -> Result<Running, LaunchError> {
         .block()
         .map_err(|e| LaunchError::os("blocking signals", e))?;
 
+    // Orphans of the program become the launcher's, so that none outlives it.
+    if let Err(e) = sys::set_child_subreaper() {
+        tracing::warn!(error = %e, "cannot become a child subreaper; the program's orphans will not be ended with it");
+    }
     let mut cmd = Command::new(&plan.program);
     cmd.env_clear();
     let spawned = sys::spawn_child(&mut cmd, Arc::clone(&child_plan));

@@ -1,7 +1,5 @@
 //! Waiting for the program, forwarding signals to it.
 
-use std::os::unix::process::ExitStatusExt;
-
 use crate::sys;
 use crate::{LaunchError, Running};
 
@@ -81,28 +79,28 @@ fn signal_name(s: i32) -> &'static str {
 }
 
 /// Forwards TERM, INT, HUP, QUIT, USR1 and USR2 to the program until it ends,
-/// then removes what the launcher created and restores the signal mask.
+/// ends whatever it left running, then removes what the launcher created and
+/// restores the signal mask.
 ///
 /// Signals the kernel sent to the whole foreground process group (Ctrl-C at
 /// a terminal) already reached the program and are not sent twice.
-pub fn supervise(mut running: Running) -> Result<Outcome, LaunchError> {
+pub fn supervise(running: Running) -> Result<Outcome, LaunchError> {
     let pid = running.child.id();
     let outcome = loop {
         let (signal, code) = running.watched.wait().map_err(LaunchError::Supervise)?;
         if signal == libc::SIGCHLD {
-            match running.child.try_wait() {
-                Ok(Some(status)) => {
-                    break match (status.code(), status.signal()) {
-                        (Some(c), _) => Outcome::Exited(c),
-                        (None, Some(s)) => Outcome::Signaled {
-                            signal: s,
-                            core_dumped: status.core_dumped(),
-                        },
-                        (None, None) => Outcome::Exited(255),
-                    }
+            // Reap whatever ended: the program, or orphans it left to us.
+            let mut ended = None;
+            loop {
+                match sys::reap().map_err(LaunchError::Supervise)? {
+                    sys::Reaped::Ended(p, status) if p == pid => ended = Some(decode(status)),
+                    sys::Reaped::Ended(..) => {}
+                    sys::Reaped::Running | sys::Reaped::NoChildren => break,
                 }
-                Ok(None) => continue,
-                Err(e) => return Err(LaunchError::Supervise(e)),
+            }
+            match ended {
+                Some(o) => break o,
+                None => continue,
             }
         }
         if code == libc::SI_KERNEL {
@@ -117,9 +115,72 @@ pub fn supervise(mut running: Running) -> Result<Outcome, LaunchError> {
             tracing::debug!(signal, error = %e, "could not forward a signal");
         }
     };
+    end_leftovers();
     running.old_mask.set_as_mask();
     drop(running.cleanup);
     Ok(outcome)
+}
+
+fn decode(status: libc::c_int) -> Outcome {
+    if libc::WIFEXITED(status) {
+        Outcome::Exited(libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        Outcome::Signaled {
+            signal: libc::WTERMSIG(status),
+            core_dumped: libc::WCOREDUMP(status),
+        }
+    } else {
+        Outcome::Exited(255)
+    }
+}
+
+/// The launcher's remaining children: processes the program left behind
+/// (reparented to the launcher, its subreaper).
+fn children() -> Vec<u32> {
+    let me = std::process::id();
+    std::fs::read_to_string(format!("/proc/self/task/{me}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Ends what the program left running: SIGTERM, up to 2 s, then SIGKILL.
+/// The program's service is over when its main process ends; its background
+/// processes must not keep its secrets alive unsupervised.
+fn end_leftovers() {
+    let left = children();
+    if left.is_empty() {
+        return;
+    }
+    tracing::warn!(
+        count = left.len(),
+        "the program left processes running; terminating them"
+    );
+    for p in &left {
+        let _ = sys::kill(*p, libc::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        while let Ok(sys::Reaped::Ended(..)) = sys::reap() {}
+        if children().is_empty() {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for p in children() {
+        let _ = sys::kill(p, libc::SIGKILL);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        match sys::reap() {
+            Ok(sys::Reaped::NoChildren) | Err(_) => return,
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
 }
 
 #[cfg(test)]

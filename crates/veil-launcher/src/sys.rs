@@ -215,6 +215,103 @@ pub fn kill(pid: u32, signal: c_int) -> io::Result<()> {
     Ok(())
 }
 
+/// Makes the launcher the reaper of the program's orphaned descendants, so
+/// that background processes the program leaves behind can be found and
+/// ended when it exits.
+pub fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes plain integers.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// What `reap` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaped {
+    /// A child ended: its pid and raw wait status.
+    Ended(u32, c_int),
+    /// Children remain, none has ended.
+    Running,
+    /// No children at all.
+    NoChildren,
+}
+
+/// Reaps one ended child, if any, without blocking.
+pub fn reap() -> io::Result<Reaped> {
+    let mut status: c_int = 0;
+    loop {
+        // SAFETY: waitpid writes the status into a valid c_int.
+        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if r > 0 {
+            return Ok(Reaped::Ended(r as u32, status));
+        }
+        if r == 0 {
+            return Ok(Reaped::Running);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::ECHILD) => return Ok(Reaped::NoChildren),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Sets an extended attribute marking a placeholder the launcher created
+/// (best effort: file systems without user xattrs just do not get it).
+pub fn mark_placeholder(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(p) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: valid NUL-terminated strings and a one-byte value.
+    unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            PLACEHOLDER_XATTR.as_ptr(),
+            b"1".as_ptr().cast(),
+            1,
+            0,
+        ) == 0
+    }
+}
+
+/// Whether `path` carries the placeholder mark.
+pub fn is_placeholder(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(p) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut v = [0u8; 1];
+    // SAFETY: valid NUL-terminated strings and a buffer of the given size.
+    let n = unsafe {
+        libc::getxattr(
+            p.as_ptr(),
+            PLACEHOLDER_XATTR.as_ptr(),
+            v.as_mut_ptr().cast(),
+            v.len(),
+        )
+    };
+    n == 1 && v[0] == b'1'
+}
+
+const PLACEHOLDER_XATTR: &std::ffi::CStr = c"user.veil.placeholder";
+
+/// `flock(fd, op)`, retried on EINTR.
+pub fn flock(fd: &impl std::os::fd::AsRawFd, op: c_int) -> io::Result<()> {
+    loop {
+        // SAFETY: flock on a descriptor the caller owns.
+        if unsafe { libc::flock(fd.as_raw_fd(), op) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// A close-on-exec pipe: (read end, write end).
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as c_int; 2];
