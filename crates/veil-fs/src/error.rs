@@ -37,9 +37,61 @@ pub enum FsError {
     /// The operating system's random generator failed.
     #[error("no randomness available")]
     Random,
+    /// The manifest does not authenticate.
+    #[error("the volume manifest does not authenticate: tampered, or from another volume")]
+    BadManifest,
+    /// A file's content is not the one the manifest committed to.
+    #[error("{path}: {detail}")]
+    NotCurrent {
+        /// The path.
+        path: String,
+        /// What differs (rolled back, replaced, missing).
+        detail: String,
+    },
+    /// A record of a file does not authenticate.
+    #[error("{path}: {source}")]
+    InFile {
+        /// The path.
+        path: String,
+        /// What failed.
+        source: Box<FsError>,
+    },
+    /// No such path.
+    #[error("{0}: no such file or directory")]
+    NotFound(String),
+    /// The path exists.
+    #[error("{0}: already exists")]
+    AlreadyExists(String),
+    /// A directory was expected.
+    #[error("{0}: not a directory")]
+    NotADirectory(String),
+    /// A file was expected.
+    #[error("{0}: is a directory")]
+    IsADirectory(String),
+    /// The directory is not empty.
+    #[error("{0}: directory not empty")]
+    NotEmpty(String),
+    /// An operating-system call failed.
+    #[error("{action}: {message}")]
+    Io {
+        /// What was being done (and on which file).
+        action: String,
+        /// The OS error's kind.
+        kind: std::io::ErrorKind,
+        /// Its message.
+        message: String,
+    },
 }
 
 impl FsError {
+    pub(crate) fn io(action: impl Into<String>, e: &std::io::Error) -> Self {
+        FsError::Io {
+            action: action.into(),
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+
     pub(crate) fn malformed(what: &'static str, detail: impl Into<String>) -> Self {
         FsError::Malformed {
             what,

@@ -13,9 +13,13 @@
 mod error;
 mod file;
 mod keys;
+mod manifest;
 mod volume;
+mod volume_io;
 
 pub use error::FsError;
 pub use file::{FileCipher, FileHeader, RecordLayout, FILE_HEADER_LEN, RECORD_OVERHEAD};
 pub use keys::{FileId, VolumeId, VolumeKey, VolumeKeys};
+pub use manifest::{check_path, freshness_tag, Entry, EntryKind, Manifest};
 pub use volume::{ChunkSize, Mode, VolumeHeader, VOLUME_HEADER_LEN};
+pub use volume_io::{Problem, Stat, Volume, HEADER_FILE, MANIFEST_FILE, OBJECTS_DIR};
