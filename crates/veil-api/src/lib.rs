@@ -35,6 +35,27 @@ pub const CLAIM_EXECUTABLE: &str = "executable";
 /// `interpreter`.
 pub const CLAIM_INTERPRETER: &str = "interpreter";
 
+/// Prefix of the runtime claim a launcher states for each volume of its
+/// service: `volume:<name>` = the volume's freshness tag
+/// ([`is_volume_tag`]), or [`VOLUME_NEW`] when no volume exists yet in its
+/// backing directory (see [`volume_claim`]).
+pub const CLAIM_VOLUME_PREFIX: &str = "volume:";
+
+/// The value of a `volume:<name>` runtime claim when the launcher found no
+/// volume in the backing directory.
+pub const VOLUME_NEW: &str = "new";
+
+/// The runtime claim name of volume `name`: `volume:<name>`.
+pub fn volume_claim(name: &str) -> String {
+    format!("{CLAIM_VOLUME_PREFIX}{name}")
+}
+
+/// Whether `s` is a freshness tag as the CAS stores it: exactly 64
+/// lower-case hex digits (32 bytes, e.g. an HMAC-SHA256).
+pub fn is_volume_tag(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// SHA-256 of the canonical JSON of the runtime claims (keys sorted, no
 /// whitespace); 32 zero bytes when there are none.
 pub fn runtime_claims_digest(claims: &RuntimeClaims) -> [u8; 32] {
@@ -76,6 +97,10 @@ pub struct NonceResponse {
     /// launcher can measure it before it attests. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program: Option<String>,
+    /// Likewise: the names of the service's volumes, whose freshness tags
+    /// the launcher states as `volume:<name>` runtime claims.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
 }
 
 /// The path and query of `GET /v1/nonce` asking also for the program of
@@ -163,6 +188,49 @@ impl fmt::Debug for WireFile {
     }
 }
 
+/// How a volume is protected (policy `volumes[].mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumeMode {
+    /// Confidentiality and integrity.
+    Encrypted,
+    /// Integrity only (plaintext with tags).
+    Integrity,
+}
+
+/// One volume of the service, released with a grant: where to mount it,
+/// its key, and the freshness tag the CAS holds for it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireVolume {
+    /// The volume's name in the policy.
+    pub name: String,
+    /// Mount point inside the TEE (absolute, normalized).
+    pub path: String,
+    /// Protection.
+    pub mode: VolumeMode,
+    /// The volume key: standard base64 of the 32-byte value of the policy's
+    /// `key` secret (aes-256, or an import). Secret.
+    pub key: Zeroizing<String>,
+    /// The freshness tag the CAS holds for this volume (64 lower-case hex
+    /// digits), or `null` when it holds none (first start, or an owner
+    /// cleared it). The launcher's `volume:<name>` claim was checked
+    /// against it.
+    pub tag: Option<String>,
+}
+
+impl fmt::Debug for WireVolume {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WireVolume")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("mode", &self.mode)
+            .field("key", &format_args!("<redacted>"))
+            .field("tag", &self.tag)
+            .finish()
+    }
+}
+
 /// The answer to a granted attestation: what the launcher needs to start
 /// the service. Carries secrets: `Debug` redacts them and they are zeroized
 /// on drop.
@@ -186,6 +254,10 @@ pub struct AttestResponse {
     pub env: BTreeMap<String, Zeroizing<String>>,
     /// Files to place.
     pub files: Vec<WireFile>,
+    /// The service's volumes (policy `volumes`), with their keys and the
+    /// freshness tags the CAS holds. Absent from the JSON when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<WireVolume>,
     /// The audit sequence number of the grant.
     pub audit_seq: u64,
 }
@@ -198,8 +270,118 @@ impl fmt::Debug for AttestResponse {
             .field("host_env", &self.host_env)
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("files", &self.files)
+            .field("volumes", &self.volumes)
             .field("audit_seq", &self.audit_seq)
             .finish_non_exhaustive()
+    }
+}
+
+/// The path of `POST /v1/volumes/commit`.
+pub const VOLUME_COMMIT_PATH: &str = "/v1/volumes/commit";
+
+/// `POST /v1/volumes/commit`: an attested launcher commits a volume's new
+/// freshness tag. Called over mutual TLS with the certificate the CAS
+/// issued at attestation (and its key); compare-and-swap on `previous`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeCommit {
+    /// The session (`namespace/name`); must be the certificate's.
+    pub session: String,
+    /// The service; must be the certificate's.
+    pub service: String,
+    /// The volume, one of the service's.
+    pub volume: String,
+    /// The tag the launcher believes the CAS holds (the one it was granted
+    /// with, or its last commit), or `None` (JSON `null`) for none. The CAS
+    /// requires the field on the wire.
+    pub previous: Option<String>,
+    /// The new tag, 64 lower-case hex digits.
+    pub tag: String,
+}
+
+/// The answer to a [`VolumeCommit`] that was applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeCommitted {
+    /// The tag the CAS now holds.
+    pub tag: String,
+    /// The audit sequence number of the `volume.commit` record.
+    pub audit_seq: u64,
+}
+
+/// `POST /v1/sessions/{ns}/{name}/volumes/{service}/{volume}/accept`: an
+/// owner sets (a tag) or clears (`None`, JSON `null`) the freshness tag the
+/// CAS holds, e.g. to accept a restored volume. The CAS requires the field
+/// on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeAccept {
+    /// The tag to hold from now on, or `None` to hold none (the next start
+    /// is then accepted whatever the launcher finds).
+    pub tag: Option<String>,
+}
+
+/// The answer to a [`VolumeAccept`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeAccepted {
+    /// The session.
+    pub session: String,
+    /// The service.
+    pub service: String,
+    /// The volume.
+    pub volume: String,
+    /// The tag the CAS held before, or `None`.
+    pub previous: Option<String>,
+    /// The tag the CAS holds now, or `None`.
+    pub tag: Option<String>,
+    /// The audit sequence number of the `volume.accept` record.
+    pub audit_seq: u64,
+}
+
+/// One volume in `GET /v1/sessions/{ns}/{name}/volumes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeState {
+    /// The service declaring it.
+    pub service: String,
+    /// The volume.
+    pub volume: String,
+    /// The tag the CAS holds, or `None`.
+    pub tag: Option<String>,
+}
+
+/// `GET /v1/sessions/{ns}/{name}/volumes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeList {
+    /// Every volume the session's services declare, by service then
+    /// volume (policy order).
+    pub volumes: Vec<VolumeState>,
+}
+
+/// The path of `GET /v1/sessions/{ns}/{name}/volumes` for `session`
+/// (`namespace/name`), each part percent-encoded.
+pub fn volumes_path(session: &str) -> String {
+    format!("/v1/sessions/{}/volumes", session_path(session))
+}
+
+/// The path of the owner's accept call for `volume` of `service` in
+/// `session` (`namespace/name`), each part percent-encoded.
+pub fn volume_accept_path(session: &str, service: &str, volume: &str) -> String {
+    format!(
+        "/v1/sessions/{}/volumes/{}/{}/accept",
+        session_path(session),
+        query_escape(service),
+        query_escape(volume)
+    )
+}
+
+/// `ns/name` with both parts percent-encoded and the slash kept.
+fn session_path(session: &str) -> String {
+    match session.split_once('/') {
+        Some((ns, name)) => format!("{}/{}", query_escape(ns), query_escape(name)),
+        None => query_escape(session),
     }
 }
 
@@ -288,11 +470,80 @@ mod tests {
                 mode: 0o600,
                 content: Zeroizing::new("canary-s3cret".into()),
             }],
+            volumes: vec![WireVolume {
+                name: "data".into(),
+                path: "/data".into(),
+                mode: VolumeMode::Encrypted,
+                key: Zeroizing::new("canary-key-b64".into()),
+                tag: Some("ab".repeat(32)),
+            }],
             audit_seq: 1,
         };
         let shown = format!("{r:?}");
-        assert!(!shown.contains("canary"));
+        assert!(!shown.contains("canary"), "{shown}");
         assert!(shown.contains("TZ"), "{shown}");
+        assert!(shown.contains("/data") && shown.contains(&"ab".repeat(32)));
+    }
+
+    #[test]
+    fn volumes_on_the_wire() {
+        // Absent when none, as before the field existed (see below).
+        let v = WireVolume {
+            name: "data".into(),
+            path: "/var/lib/app".into(),
+            mode: VolumeMode::Integrity,
+            key: Zeroizing::new("AAAA".into()),
+            tag: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"name":"data","path":"/var/lib/app","mode":"integrity","key":"AAAA","tag":null}"#
+        );
+        let back: WireVolume = serde_json::from_str(
+            r#"{"name":"d","path":"/d","mode":"encrypted","key":"AAAA","tag":"00"}"#,
+        )
+        .unwrap();
+        assert_eq!(back.mode, VolumeMode::Encrypted);
+        assert_eq!(back.tag.as_deref(), Some("00"));
+        assert!(serde_json::from_str::<WireVolume>(
+            r#"{"name":"d","path":"/d","mode":"plain","key":"","tag":null}"#
+        )
+        .is_err());
+
+        let commit = VolumeCommit {
+            session: "shop/db".into(),
+            service: "app".into(),
+            volume: "data".into(),
+            previous: None,
+            tag: "0".repeat(64),
+        };
+        let text = serde_json::to_string(&commit).unwrap();
+        assert!(text.contains(r#""previous":null"#), "{text}");
+        assert_eq!(serde_json::from_str::<VolumeCommit>(&text).unwrap(), commit);
+        assert_eq!(
+            serde_json::to_string(&VolumeAccept { tag: None }).unwrap(),
+            r#"{"tag":null}"#
+        );
+    }
+
+    #[test]
+    fn volume_tags_claims_and_paths() {
+        assert!(is_volume_tag(&"0123456789abcdef".repeat(4)));
+        assert!(!is_volume_tag(&"0123456789ABCDEF".repeat(4)));
+        assert!(!is_volume_tag(&"a".repeat(63)));
+        assert!(!is_volume_tag(&"a".repeat(65)));
+        assert!(!is_volume_tag(VOLUME_NEW));
+        assert!(!is_volume_tag(&format!("{}g", "a".repeat(63))));
+        assert_eq!(volume_claim("data"), "volume:data");
+        assert_eq!(volumes_path("shop/db"), "/v1/sessions/shop/db/volumes");
+        assert_eq!(
+            volume_accept_path("shop/db", "app", "data.v1"),
+            "/v1/sessions/shop/db/volumes/app/data.v1/accept"
+        );
+        assert_eq!(
+            volume_accept_path("a b/c", "x/y", "z"),
+            "/v1/sessions/a%20b/c/volumes/x%2Fy/z/accept"
+        );
     }
 
     #[test]
@@ -317,6 +568,7 @@ mod tests {
         let json = r#"{"certificate":"","ca":"","argv":["/bin/app"],"host_args":false,"env":{},"files":[],"audit_seq":3}"#;
         let r: AttestResponse = serde_json::from_str(json).unwrap();
         assert!(r.host_env.is_empty());
+        assert!(r.volumes.is_empty());
         // Empty: not sent, so the body is what it was before the field existed.
         assert_eq!(serde_json::to_string(&r).unwrap(), json);
         let mut r2 = r.clone();

@@ -42,6 +42,12 @@ pub fn router(cas: Arc<Cas>) -> Router {
             "/v1/sessions/{ns}/{name}/secrets/{secret}",
             put(put_secret).get(export_secret),
         )
+        .route(veil_api::VOLUME_COMMIT_PATH, post(commit_volume))
+        .route("/v1/sessions/{ns}/{name}/volumes", get(list_volumes))
+        .route(
+            "/v1/sessions/{ns}/{name}/volumes/{service}/{volume}/accept",
+            post(accept_volume),
+        )
         .route("/v1/audit", get(audit))
         .fallback(not_found)
         .layer(axum::middleware::map_response(json_rejections))
@@ -142,9 +148,12 @@ async fn nonce(
     Query(q): Query<NonceFor>,
 ) -> ApiResult<Json<NonceResponse>> {
     // Looked up before a nonce is issued: an unknown name gets none.
-    let program = match (q.session, q.service) {
-        (None, None) => None,
-        (Some(session), Some(service)) => Some(cas.program_of(&session, &service)?),
+    let (program, volumes) = match (q.session, q.service) {
+        (None, None) => (None, Vec::new()),
+        (Some(session), Some(service)) => {
+            let (p, v) = cas.launch_info(&session, &service)?;
+            (Some(p), v)
+        }
         _ => return Err(ApiError::bad_request("bad_request", NONCE_FOR_BOTH)),
     };
     let n = cas
@@ -155,6 +164,7 @@ async fn nonce(
         nonce: hex::encode(n),
         expires_in: cas.nonces.ttl().as_secs(),
         program,
+        volumes,
     }))
 }
 
@@ -341,6 +351,38 @@ async fn export_secret(
         .map(Json)
 }
 
+/// `POST /v1/volumes/commit`: authenticated by the attested launcher
+/// certificate (the handler checks it, not the TLS layer).
+async fn commit_volume(
+    State(cas): State<Arc<Cas>>,
+    peer: Option<Extension<Peer>>,
+    body: Bytes,
+) -> ApiResult<Json<veil_api::VolumeCommitted>> {
+    let peer = peer.map(|Extension(p)| p);
+    cas.commit_volume(peer.as_ref(), &body).await.map(Json)
+}
+
+async fn accept_volume(
+    State(cas): State<Arc<Cas>>,
+    peer: Option<Extension<Peer>>,
+    Path((ns, name, service, volume)): Path<(String, String, String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<veil_api::VolumeAccepted>> {
+    let who = caller(peer)?;
+    cas.accept_volume(&who, &format!("{ns}/{name}"), &service, &volume, &body)
+        .await
+        .map(Json)
+}
+
+async fn list_volumes(
+    State(cas): State<Arc<Cas>>,
+    peer: Option<Extension<Peer>>,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Json<veil_api::VolumeList>> {
+    let who = caller(peer)?;
+    cas.list_volumes(&who, &format!("{ns}/{name}")).map(Json)
+}
+
 /// Records per page of `GET /v1/audit`.
 pub const AUDIT_PAGE: usize = 2000;
 
@@ -434,12 +476,14 @@ mod tests {
             nonce: "00".repeat(32),
             expires_in: 60,
             program: Some("/bin/app".into()),
+            volumes: vec!["data".into()],
         })
         .unwrap();
         let bare = serde_json::to_value(NonceResponse {
             nonce: "00".repeat(32),
             expires_in: 60,
             program: None,
+            volumes: vec![],
         })
         .unwrap();
         let (props, required) = schema_keys(&spec, "NonceResponse");
@@ -458,13 +502,30 @@ mod tests {
                 mode: 0o600,
                 content: Zeroizing::new(String::new()),
             }],
+            volumes: vec![veil_api::WireVolume {
+                name: "data".into(),
+                path: "/data".into(),
+                mode: veil_api::VolumeMode::Encrypted,
+                key: Zeroizing::new(String::new()),
+                tag: None,
+            }],
             audit_seq: 1,
         };
         let full = serde_json::to_value(&attest).unwrap();
         let (props, required) = schema_keys(&spec, "AttestResponse");
         assert_eq!(keys_of(&full), props);
+        let volume_schema =
+            &spec["components"]["schemas"]["AttestResponse"]["properties"]["volumes"]["items"];
+        assert_eq!(
+            volume_schema["$ref"], "#/components/schemas/WireVolume",
+            "{volume_schema}"
+        );
+        let (vprops, vrequired) = schema_keys(&spec, "WireVolume");
+        assert_eq!(keys_of(&full["volumes"][0]), vprops);
+        assert_eq!(keys_of(&full["volumes"][0]), vrequired);
         let bare = serde_json::to_value(veil_api::AttestResponse {
             host_env: vec![],
+            volumes: vec![],
             ..attest
         })
         .unwrap();
@@ -488,9 +549,109 @@ mod tests {
             "executable_mismatch",
             "interpreter_mismatch",
             "measurement_mismatch",
+            "volume_missing",
+            "volume_rollback",
+            "unknown_volume",
+            "volume_claim_invalid",
         ] {
             assert!(reasons.contains(code), "{code}");
         }
+    }
+
+    #[test]
+    fn openapi_describes_the_volume_endpoints() {
+        let spec: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let ops = [
+            (
+                veil_api::VOLUME_COMMIT_PATH,
+                "post",
+                &["200", "400", "401", "403", "404", "408", "409", "413"][..],
+            ),
+            (
+                "/v1/sessions/{ns}/{name}/volumes/{service}/{volume}/accept",
+                "post",
+                &["200", "400", "401", "403", "404", "408", "413"][..],
+            ),
+            (
+                "/v1/sessions/{ns}/{name}/volumes",
+                "get",
+                &["200", "400", "401", "404", "408"][..],
+            ),
+        ];
+        for (path, method, statuses) in ops {
+            let op = &spec["paths"][path][method];
+            assert!(op.is_object(), "{path} {method}");
+            assert_eq!(op["security"][0]["mutualTLS"], serde_json::json!([]));
+            let mut declared = keys_of(&op["responses"]);
+            declared.sort();
+            let mut want: Vec<String> = statuses.iter().map(|s| (*s).to_owned()).collect();
+            want.sort();
+            assert_eq!(declared, want, "{path}");
+        }
+
+        // Request and response bodies: the schema's fields are the wire type's.
+        let body_of = |path: &str| {
+            let r = &spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+                ["schema"]["$ref"];
+            r.as_str().unwrap().rsplit('/').next().unwrap().to_owned()
+        };
+        let commit = serde_json::to_value(veil_api::VolumeCommit {
+            session: "shop/db".into(),
+            service: "app".into(),
+            volume: "data".into(),
+            previous: None,
+            tag: "0".repeat(64),
+        })
+        .unwrap();
+        let (props, required) = schema_keys(&spec, &body_of(veil_api::VOLUME_COMMIT_PATH));
+        assert_eq!(keys_of(&commit), props);
+        assert_eq!(keys_of(&commit), required);
+        let accept = serde_json::to_value(veil_api::VolumeAccept { tag: None }).unwrap();
+        let (props, required) = schema_keys(
+            &spec,
+            &body_of("/v1/sessions/{ns}/{name}/volumes/{service}/{volume}/accept"),
+        );
+        assert_eq!(keys_of(&accept), props);
+        assert_eq!(keys_of(&accept), required);
+        for (name, value) in [
+            (
+                "VolumeCommitted",
+                serde_json::to_value(veil_api::VolumeCommitted {
+                    tag: "0".repeat(64),
+                    audit_seq: 1,
+                })
+                .unwrap(),
+            ),
+            (
+                "VolumeAccepted",
+                serde_json::to_value(veil_api::VolumeAccepted {
+                    session: "shop/db".into(),
+                    service: "app".into(),
+                    volume: "data".into(),
+                    previous: None,
+                    tag: None,
+                    audit_seq: 1,
+                })
+                .unwrap(),
+            ),
+            (
+                "VolumeList",
+                serde_json::to_value(veil_api::VolumeList { volumes: vec![] }).unwrap(),
+            ),
+        ] {
+            let (props, required) = schema_keys(&spec, name);
+            assert_eq!(keys_of(&value), props, "{name}");
+            assert_eq!(keys_of(&value), required, "{name}");
+        }
+        let state = serde_json::to_value(veil_api::VolumeState {
+            service: "app".into(),
+            volume: "data".into(),
+            tag: None,
+        })
+        .unwrap();
+        let (props, required) = schema_keys(&spec, "VolumeState");
+        assert_eq!(keys_of(&state), props);
+        assert_eq!(keys_of(&state), required);
     }
 
     #[tokio::test]

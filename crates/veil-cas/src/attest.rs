@@ -43,7 +43,13 @@ impl Cas {
     /// for `GET /v1/nonce?session=&service=`: a launcher measures it before
     /// it attests. 404 `unknown_session` / `unknown_service`, the codes a
     /// denial of `POST /v1/attest` would carry.
-    pub(crate) fn program_of(&self, session: &str, service: &str) -> Result<String, ApiError> {
+    /// What a launcher must know before it attests: the service's program
+    /// and the names of its volumes.
+    pub(crate) fn launch_info(
+        &self,
+        session: &str,
+        service: &str,
+    ) -> Result<(String, Vec<String>), ApiError> {
         let active = self.session(session).ok_or_else(|| {
             ApiError::not_found_as("unknown_session", format!("no session {session:?}"))
         })?;
@@ -54,7 +60,8 @@ impl Cas {
             )
         })?;
         // The policy language requires command[0] to be literal text.
-        svc.command
+        let program = svc
+            .command
             .first()
             .and_then(veil_policy::Template::literal)
             .ok_or_else(|| {
@@ -62,7 +69,11 @@ impl Cas {
                     "reading a service's program",
                     &format!("{session}/{service}: command[0] is not literal text"),
                 )
-            })
+            })?;
+        Ok((
+            program,
+            svc.volumes.iter().map(|v| v.name.clone()).collect(),
+        ))
     }
 
     /// `POST /v1/attest`.
@@ -196,6 +207,14 @@ impl Cas {
                 message: d.to_string(),
             }));
         }
+        // Volume freshness (docs/spec/attestation.md 4.5): the launcher's
+        // `volume:<name>` claims against the tags the CAS holds.
+        let held = self.held_tags(&req.session, &req.service)?;
+        if let Err((reason, message)) =
+            crate::volumes::check_claims(service, &req.runtime_claims, &held)
+        {
+            return Ok(Err(Deny { reason, message }));
+        }
         let source = SessionSecrets::load(self, &active)?;
         let rendered = veil_policy::render(service, &source).map_err(|e| {
             ApiError::unprocessable(
@@ -203,6 +222,7 @@ impl Cas {
                 format!("cannot render service {}: {e}", req.service),
             )
         })?;
+        let volumes = crate::volumes::release(service, &source, &held)?;
         let subject = AttestedSubject {
             session: req.session.clone(),
             service: req.service.clone(),
@@ -268,6 +288,7 @@ impl Cas {
                     ),
                 })
                 .collect(),
+            volumes,
             audit_seq: seq,
         }))
     }

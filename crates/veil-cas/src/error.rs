@@ -58,9 +58,20 @@ impl ApiError {
         )
     }
 
+    /// 401 `unauthenticated` with a message naming the identity this call
+    /// needs (e.g. a launcher's attested certificate).
+    pub fn unauthenticated_as(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+    }
+
     /// 403: the caller may not do this.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 403 with a more precise code than `forbidden` (`not_attested`).
+    pub fn forbidden_as(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
     }
 
     /// 403: attestation denied, with the policy's reason code.

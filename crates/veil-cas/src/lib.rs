@@ -9,7 +9,9 @@
 //! answered only after its audit record is durable.
 //!
 //! Layout: [`state`] (startup, identity, compiled sessions), `sessions`
-//! (apply, approve, secrets), `attest` (the exchange), [`api`] (the axum
+//! (apply, approve, secrets), `attest` (the exchange), `volumes` (volume
+//! freshness tags: checked at attestation, committed by attested launchers,
+//! accepted by owners), [`api`] (the axum
 //! router, testable without a socket), [`tls`] (rustls and the accept loop),
 //! `error` (every error to an HTTP response in one place).
 
@@ -22,6 +24,7 @@ pub mod sealed;
 mod sessions;
 pub mod state;
 pub mod tls;
+mod volumes;
 
 use std::sync::Arc;
 

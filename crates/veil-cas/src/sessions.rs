@@ -69,13 +69,13 @@ pub struct ApplyOutcome {
     pub needed: u32,
 }
 
-fn parse_fingerprint(caller: &str) -> Result<Fingerprint, ApiError> {
+pub(crate) fn parse_fingerprint(caller: &str) -> Result<Fingerprint, ApiError> {
     caller
         .parse::<Fingerprint>()
         .map_err(|_| ApiError::unauthenticated())
 }
 
-fn is_owner(session: &Session, caller: &Fingerprint) -> bool {
+pub(crate) fn is_owner(session: &Session, caller: &Fingerprint) -> bool {
     session.owners().iter().any(|o| o == caller)
 }
 

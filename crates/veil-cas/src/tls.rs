@@ -1,5 +1,6 @@
-//! TLS for the CAS: rustls (ring provider), optional client keys for owners,
-//! and an accept loop that hands each request the caller's key fingerprint.
+//! TLS for the CAS: rustls (ring provider), optional client keys for owners
+//! and attested launchers, and an accept loop that hands each request the
+//! caller's key fingerprint and certificate chain.
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,17 +13,40 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 
 /// The caller of a request, as far as TLS says.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct Peer {
     /// SHA-256 of the client certificate's SubjectPublicKeyInfo, when the
     /// client presented a certificate and proved possession of its key.
     pub fingerprint: Option<String>,
+    /// The client's certificate chain as it sent it (DER, end entity
+    /// first); empty when it sent none. Only the end entity's key is proven
+    /// by the handshake: names, dates and issuer are unchecked here, and a
+    /// handler that relies on them verifies the chain itself (attested
+    /// launchers: `POST /v1/volumes/commit`).
+    pub chain: Arc<[Vec<u8>]>,
+}
+
+impl Peer {
+    /// A caller that presented `chain` (end entity first) and proved
+    /// possession of the end entity's key.
+    pub fn with_chain(chain: Vec<Vec<u8>>) -> Peer {
+        let fingerprint = chain.first().and_then(|c| spki_fingerprint(c));
+        Peer {
+            fingerprint,
+            chain: chain.into(),
+        }
+    }
+
+    /// The end-entity certificate (DER), if the caller sent one.
+    pub fn leaf(&self) -> Option<&[u8]> {
+        self.chain.first().map(Vec::as_slice)
+    }
 }
 
 impl fmt::Debug for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.fingerprint {
-            Some(fp) => write!(f, "Peer({fp})"),
+            Some(fp) => write!(f, "Peer({fp}, {} certificates)", self.chain.len()),
             None => f.write_str("Peer(anonymous)"),
         }
     }
@@ -211,13 +235,13 @@ pub async fn serve(
                         return;
                     }
                 };
-            let fingerprint = tls
+            let chain = tls
                 .get_ref()
                 .1
                 .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(|c| spki_fingerprint(c));
-            let peer = Peer { fingerprint };
+                .map(|c| c.iter().map(|d| d.as_ref().to_vec()).collect())
+                .unwrap_or_default();
+            let peer = Peer::with_chain(chain);
             let service = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(peer.clone());

@@ -68,6 +68,9 @@ pub enum FsError {
     /// A file was expected.
     #[error("{0}: is a directory")]
     IsADirectory(String),
+    /// An operation that makes no sense (moving a directory into itself).
+    #[error("{0}")]
+    Invalid(String),
     /// The directory is not empty.
     #[error("{0}: directory not empty")]
     NotEmpty(String),

@@ -22,4 +22,4 @@ pub use file::{FileCipher, FileHeader, RecordLayout, FILE_HEADER_LEN, RECORD_OVE
 pub use keys::{FileId, VolumeId, VolumeKey, VolumeKeys};
 pub use manifest::{check_path, freshness_tag, Entry, EntryKind, Manifest};
 pub use volume::{ChunkSize, Mode, VolumeHeader, VOLUME_HEADER_LEN};
-pub use volume_io::{Problem, Stat, Volume, HEADER_FILE, MANIFEST_FILE, OBJECTS_DIR};
+pub use volume_io::{CommitHook, Problem, Stat, Volume, HEADER_FILE, MANIFEST_FILE, OBJECTS_DIR};

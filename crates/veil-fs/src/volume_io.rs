@@ -32,6 +32,12 @@ pub const MANIFEST_FILE: &str = "veil.manifest";
 /// Directory of the protected files.
 pub const OBJECTS_DIR: &str = "objects";
 const SEAL_LEN: usize = RECORD_OVERHEAD;
+/// Bytes per `pwrite`/`pread` batch in streaming import and export.
+const BATCH: usize = 4 << 20;
+
+fn open_writes(len: u64, cs: usize) -> u64 {
+    len.div_ceil(cs as u64).max(1)
+}
 
 /// What `stat` says about a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +79,12 @@ struct Inner {
     /// Objects to delete once a commit no longer references them.
     doomed: Vec<FileId>,
     changed: bool,
+    /// Told the freshness tag after every commit.
+    hook: Option<CommitHook>,
 }
+
+/// A function told every new freshness tag (see [`Volume::on_commit`]).
+pub type CommitHook = Box<dyn Fn([u8; 32]) + Send + Sync>;
 
 /// An open volume.
 pub struct Volume {
@@ -168,6 +179,7 @@ impl Volume {
                 files: HashMap::new(),
                 doomed: Vec::new(),
                 changed: false,
+                hook: None,
             }),
         })
     }
@@ -213,6 +225,7 @@ impl Volume {
                 files: HashMap::new(),
                 doomed: Vec::new(),
                 changed: false,
+                hook: None,
             }),
         };
         v.recover()?;
@@ -387,6 +400,41 @@ impl Volume {
         self.keys.mode()
     }
 
+    /// The volume's chunk size.
+    pub fn chunk_size(&self) -> ChunkSize {
+        self.keys.chunk_size()
+    }
+
+    /// The volume's directory on the host.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Calls `hook` with the new freshness tag after every commit (sync,
+    /// fsync, checkpoint, write-ahead marks), under the volume's lock: it
+    /// must be quick (send the tag to another thread). The launcher uses it
+    /// to keep the CAS's tag current.
+    pub fn on_commit(&self, hook: CommitHook) {
+        self.lock().hook = Some(hook);
+    }
+
+    /// Whether anything changed since the last commit.
+    pub fn changed(&self) -> bool {
+        self.lock().changed
+    }
+
+    /// Commits pending changes (metadata, lengths, roots) without fsyncing
+    /// file content or marking written files clean: cheap enough to run
+    /// periodically, and files being written need no new write-ahead mark.
+    /// After an unclean shutdown those files are recovered as dirty ones.
+    pub fn checkpoint(&self) -> Result<[u8; 32], FsError> {
+        let mut inner = self.lock();
+        if inner.changed {
+            self.commit(&mut inner)?;
+        }
+        Ok(freshness_tag(&self.header_bytes, &inner.sealed))
+    }
+
     /// What is at `path`.
     pub fn stat(&self, path: &str) -> Result<Stat, FsError> {
         let inner = self.lock();
@@ -531,10 +579,9 @@ impl Volume {
             .cloned()
             .ok_or_else(|| FsError::NotFound(from.to_owned()))?;
         if from == "/" || to == "/" || to.starts_with(&format!("{from}/")) {
-            return Err(FsError::malformed(
-                "rename",
-                format!("cannot move {from} to {to}"),
-            ));
+            return Err(FsError::Invalid(format!(
+                "cannot move {from} to {to} (the root, or into itself)"
+            )));
         }
         if from == to {
             return Ok(());
@@ -877,45 +924,37 @@ impl Volume {
         let records_for = |len: u64| if len == 0 { 1 } else { len.div_ceil(cs) };
         let (old_n, new_n) = (records_for(old_len), records_for(new_len));
         let end = offset + data.len() as u64;
-        // Records that change: those `data` touches, the old last one when
-        // the file grows past it or shrinks into it, and every new one.
-        let mut touched: Vec<u64> = Vec::new();
-        if !data.is_empty() {
-            touched.extend(offset / cs..=((end - 1) / cs));
-        }
-        if new_n != old_n || new_len != old_len {
-            touched.push(old_n.min(new_n) - 1);
-            touched.extend(old_n..new_n);
-        }
-        touched.sort_unstable();
-        touched.dedup();
-        touched.retain(|i| *i < new_n);
-        // Appended records first, then rewritten ones in descending order.
-        let (mut appended, mut rewritten): (Vec<u64>, Vec<u64>) =
-            touched.into_iter().partition(|i| *i >= old_n);
-        appended.sort_unstable();
-        rewritten.sort_unstable_by(|a, b| b.cmp(a));
-        let open = self.open_file(inner, path)?;
-        let mut plan = Vec::with_capacity(appended.len() + rewritten.len());
-        for i in rewritten.iter().chain(appended.iter()) {
-            let i = *i;
+        let touches = |i: u64| !data.is_empty() && end > i * cs && offset < (i + 1) * cs;
+        let rec_len = |i: u64| (new_len - i * cs).min(cs) as usize;
+        // Lays `data` over record `i`'s plaintext.
+        let overlay = |i: u64, plain: &mut [u8]| {
             let base = i * cs;
-            let rec_len = (new_len - base).min(cs) as usize;
-            let mut plain = if i < old_n {
-                let mut p = self.read_record(open, path, i, old_len)?;
-                p.resize(rec_len, 0);
-                p
-            } else {
-                vec![0u8; rec_len]
-            };
-            if !data.is_empty() && end > base && offset < base + cs {
-                let from = offset.max(base);
-                let to = end.min(base + rec_len as u64);
-                if from < to {
-                    let dst = &mut plain[(from - base) as usize..(to - base) as usize];
-                    dst.copy_from_slice(&data[(from - offset) as usize..(to - offset) as usize]);
-                }
+            let from = offset.max(base);
+            let to = end.min(base + plain.len() as u64);
+            if from < to {
+                plain[(from - base) as usize..(to - base) as usize]
+                    .copy_from_slice(&data[(from - offset) as usize..(to - offset) as usize]);
             }
+        };
+        // Records inside the old file that change: those `data` touches, and
+        // the old last one when the length changes (or the new last one when
+        // the file shrinks). Read them all before anything is written.
+        let mut rewritten: Vec<u64> = Vec::new();
+        if !data.is_empty() {
+            rewritten.extend((offset / cs)..=((end - 1) / cs).min(old_n - 1));
+        }
+        if new_len != old_len {
+            rewritten.push(old_n.min(new_n) - 1);
+        }
+        rewritten.retain(|i| *i < old_n.min(new_n));
+        rewritten.sort_unstable_by(|a, b| b.cmp(a));
+        rewritten.dedup();
+        let open = self.open_file(inner, path)?;
+        let mut plan = Vec::with_capacity(rewritten.len());
+        for &i in &rewritten {
+            let mut plain = self.read_record(open, path, i, old_len)?;
+            plain.resize(rec_len(i), 0);
+            overlay(i, &mut plain);
             plan.push((i, plain));
         }
         if new_n < old_n {
@@ -926,21 +965,29 @@ impl Volume {
                 .map_err(|e| FsError::io(format!("resizing {path}"), &e))?;
             open.seals.truncate(new_n as usize);
         }
-        // Appends ascending, then rewrites descending (plan holds rewrites first).
-        let split = rewritten.len();
-        for (i, plain) in plan[split..].iter().chain(plan[..split].iter()) {
+        // Appended records, ascending; holes are sealed from one zero buffer
+        // (a write far past the end costs no memory for the hole).
+        let zeros = vec![0u8; chunk.bytes()];
+        for i in old_n..new_n {
+            let n = rec_len(i);
+            if touches(i) {
+                let mut plain = vec![0u8; n];
+                overlay(i, &mut plain);
+                self.put_record(open, path, i, i + 1 == new_n, &plain)?;
+            } else {
+                self.put_record(open, path, i, i + 1 == new_n, &zeros[..n])?;
+            }
+        }
+        // Then the rewrites, highest index first.
+        for (i, plain) in &plan {
             self.put_record(open, path, *i, *i + 1 == new_n, plain)?;
         }
-        if new_n < old_n {
-            open.seals.truncate(new_n as usize);
-        }
-        let size = RecordLayout::offset(new_n - 1, chunk)
-            + (new_len - (new_n - 1) * cs)
-            + RECORD_OVERHEAD as u64;
         let size = if new_len == 0 {
             FILE_HEADER_LEN as u64 + RECORD_OVERHEAD as u64
         } else {
-            size
+            RecordLayout::offset(new_n - 1, chunk)
+                + (new_len - (new_n - 1) * cs)
+                + RECORD_OVERHEAD as u64
         };
         open.obj
             .set_len(size)
@@ -1019,6 +1066,9 @@ impl Volume {
         let sealed = inner.manifest.seal(&self.keys)?;
         write_atomic(&self.dir, MANIFEST_FILE, &sealed)?;
         inner.sealed = sealed;
+        if let Some(hook) = &inner.hook {
+            hook(freshness_tag(&self.header_bytes, &inner.sealed));
+        }
         inner.committed_clean = inner
             .manifest
             .entries
@@ -1031,6 +1081,116 @@ impl Volume {
         }
         inner.changed = false;
         Ok(())
+    }
+
+    /// Creates file `path` from everything `src` yields, sealing records as
+    /// they fill (no read-modify-write), in batches of up to `BATCH` bytes
+    /// per `pwrite`. `progress` is told the plaintext bytes done so far.
+    /// Returns the file's length.
+    pub fn import(
+        &self,
+        path: &str,
+        mode: u32,
+        src: &mut dyn std::io::Read,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64, FsError> {
+        self.create(path, mode)?;
+        let mut inner = self.lock();
+        let id = file_entry(&inner.manifest, path)?.file_id;
+        let open = self.open_file(&mut inner, path)?;
+        let cs = self.keys.chunk_size().bytes();
+        let per_batch = (BATCH / cs).max(1);
+        // Plaintext read ahead by one record, so the last one is known:
+        // `pending[..filled]` holds what was read and not yet sealed.
+        let cap = cs * (per_batch + 1);
+        let mut pending: Vec<u8> = vec![0u8; cap];
+        let mut filled = 0usize;
+        let mut out: Vec<u8> = Vec::with_capacity((cs + RECORD_OVERHEAD) * per_batch);
+        let mut seals: Vec<[u8; SEAL_LEN]> = Vec::new();
+        let mut total = 0u64;
+        let mut eof = false;
+        let mut file_off = FILE_HEADER_LEN as u64;
+        let read_err = |e: std::io::Error| FsError::io(format!("reading the source of {path}"), &e);
+        while !eof {
+            // Fill up to one batch plus one record of plaintext.
+            while filled < cap {
+                let n = loop {
+                    match src.read(&mut pending[filled..]) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(read_err(e)),
+                    }
+                };
+                if n == 0 {
+                    eof = true;
+                    break;
+                }
+                filled += n;
+            }
+            // Seal every full record that is certainly not the last.
+            let sealable = if eof { filled } else { (filled / cs - 1) * cs };
+            out.clear();
+            let mut consumed = 0;
+            while consumed < sealable {
+                let take = (sealable - consumed).min(cs);
+                let i = seals.len() as u64;
+                let last = eof && consumed + take == sealable;
+                let start = out.len();
+                open.cipher
+                    .seal(i, last, &pending[consumed..consumed + take], &mut out)?;
+                seals.push(seal_of(&out[start..]));
+                consumed += take;
+            }
+            if eof && sealable == 0 {
+                // Empty file: its single empty record already exists.
+                break;
+            }
+            open.obj
+                .write_all_at(&out, file_off)
+                .map_err(|e| FsError::io(format!("writing {path}"), &e))?;
+            file_off += out.len() as u64;
+            total += consumed as u64;
+            pending.copy_within(consumed..filled, 0);
+            filled -= consumed;
+            progress(total);
+        }
+        if !seals.is_empty() {
+            open.obj
+                .set_len(file_off)
+                .map_err(|e| FsError::io(format!("resizing {path}"), &e))?;
+            open.seals = seals;
+        }
+        let root = root_of(&id, &open.seals);
+        if let Some(e) = inner.manifest.entries.get_mut(path) {
+            e.len = total;
+            e.root = root;
+            e.writes = open_writes(total, cs);
+        }
+        inner.changed = true;
+        Ok(total)
+    }
+
+    /// Writes the whole content of file `path` to `dst`, reading records in
+    /// batches; every byte written was authenticated first.
+    pub fn export(
+        &self,
+        path: &str,
+        dst: &mut dyn std::io::Write,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64, FsError> {
+        let len = self.stat(path)?.len;
+        let cs = self.keys.chunk_size().bytes();
+        let step = ((BATCH / cs).max(1) * cs) as u64;
+        let mut done = 0u64;
+        while done < len {
+            let n = (len - done).min(step) as usize;
+            let chunk = self.read(path, done, n)?;
+            dst.write_all(&chunk)
+                .map_err(|e| FsError::io(format!("writing out {path}"), &e))?;
+            done += chunk.len() as u64;
+            progress(done);
+        }
+        Ok(len)
     }
 
     /// Checks the whole volume: every file's object, header, records, root
