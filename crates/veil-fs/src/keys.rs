@@ -84,7 +84,6 @@ impl hkdf::KeyType for Len {
 const HEADER_INFO: &[u8] = b"veil-fs-v1 header";
 const CONTENT_INFO: &[u8] = b"veil-fs-v1 content";
 const MANIFEST_INFO: &[u8] = b"veil-fs-v1 manifest";
-const FRESHNESS_INFO: &[u8] = b"veil-fs-v1 freshness";
 
 /// Every key of one volume, derived from the volume key and id (spec §1).
 pub struct VolumeKeys {
@@ -93,10 +92,7 @@ pub struct VolumeKeys {
     pub(crate) chunk_size: ChunkSize,
     prk: hkdf::Prk,
     pub(crate) header_mac: hmac::Key,
-    #[allow(dead_code)] // the manifest (spec §5) is next
     pub(crate) manifest: aead::LessSafeKey,
-    #[allow(dead_code)]
-    pub(crate) freshness: hmac::Key,
 }
 
 impl fmt::Debug for VolumeKeys {
@@ -129,8 +125,6 @@ impl VolumeKeys {
         let header_mac = hmac::Key::new(hmac::HMAC_SHA256, &k[..]);
         expand(&prk, &[MANIFEST_INFO], &mut k[..]);
         let manifest = aead_key(&k)?;
-        expand(&prk, &[FRESHNESS_INFO], &mut k[..]);
-        let freshness = hmac::Key::new(hmac::HMAC_SHA256, &k[..]);
         Ok(VolumeKeys {
             volume_id,
             mode,
@@ -138,7 +132,6 @@ impl VolumeKeys {
             prk,
             header_mac,
             manifest,
-            freshness,
         })
     }
 

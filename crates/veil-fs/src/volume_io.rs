@@ -410,6 +410,33 @@ impl Volume {
         &self.dir
     }
 
+    /// Removes objects no committed entry references (left by a crash
+    /// before a commit, or by an interrupted import). Call when the volume
+    /// is opened for writing; returns how many were removed.
+    pub fn collect_garbage(&self) -> Result<usize, FsError> {
+        let inner = self.lock();
+        let live: std::collections::HashSet<String> = inner
+            .manifest
+            .entries
+            .values()
+            .filter(|e| e.kind == EntryKind::File)
+            .map(|e| e.file_id.to_string())
+            .chain(inner.files.keys().map(|id| id.to_string()))
+            .collect();
+        let dir = self.dir.join(OBJECTS_DIR);
+        let mut removed = 0;
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| FsError::io(format!("listing {}", dir.display()), &e))?;
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let is_object = name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            if is_object && !live.contains(&name) && std::fs::remove_file(e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Calls `hook` with the new freshness tag after every commit (sync,
     /// fsync, checkpoint, write-ahead marks), under the volume's lock: it
     /// must be quick (send the tag to another thread). The launcher uses it

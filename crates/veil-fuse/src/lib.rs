@@ -164,6 +164,15 @@ pub fn mount(
     }
     let mnt = mountpoint.canonicalize().map_err(|e| bad(e.to_string()))?;
     fs::remove_stale_orphans(&volume)?;
+    if !options.read_only {
+        let removed = volume.collect_garbage()?;
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "removed objects no commit referenced (an earlier crash)"
+            );
+        }
+    }
 
     let volume_dir = volume.dir().to_owned();
     let shared = Arc::new(Shared::new(volume));

@@ -14,6 +14,7 @@ use crate::measure::{
     launcher_measurement, measure_program, resolve_program, sim_launch_measurement,
     ProgramMeasurement,
 };
+use crate::volumes::{volume_claim_value, volume_dir, ReleasedVolume};
 use crate::{LaunchError, SecretBuf};
 
 /// How long to keep trying an unreachable CAS.
@@ -53,6 +54,9 @@ pub struct AttestOptions {
     pub sim_dir: PathBuf,
     /// Retries when the CAS is unreachable.
     pub retry: Retry,
+    /// Where protected volumes live on the host (each in
+    /// `DIR/NAMESPACE/NAME/SERVICE/VOLUME`).
+    pub volumes_dir: PathBuf,
 }
 
 /// A file the CAS released.
@@ -89,8 +93,28 @@ pub struct Released {
     pub host_env: Vec<String>,
     /// Files to place.
     pub files: Vec<ReleasedFile>,
+    /// Protected volumes to mount.
+    pub volumes: Vec<ReleasedVolume>,
     /// The audit sequence number of the grant.
     pub audit_seq: u64,
+}
+
+impl Released {
+    /// A CAS client identity made of the attested certificate and its key:
+    /// how the launcher commits volume tags (mutual TLS).
+    pub fn identity(&self) -> Result<veil_client::ClientIdentity, LaunchError> {
+        let cert = pem::parse(&self.certificate).map_err(|e| {
+            LaunchError::Protocol(format!("the issued certificate is not PEM: {e}"))
+        })?;
+        Ok(veil_client::ClientIdentity {
+            chain: vec![rustls_pki_types::CertificateDer::from(
+                cert.contents().to_vec(),
+            )],
+            key: rustls_pki_types::PrivateKeyDer::Pkcs8(
+                rustls_pki_types::PrivatePkcs8KeyDer::from(self.key_pkcs8.as_slice().to_vec()),
+            ),
+        })
+    }
 }
 
 /// What stays the same across attempts: the program and the provider.
@@ -203,7 +227,11 @@ async fn attempt_once(
     drop(key);
     let key_pkcs8 = key_pkcs8.map_err(|e| LaunchError::os("allocating key memory", e))?;
 
-    let claims = p.program.runtime_claims();
+    let mut claims = p.program.runtime_claims();
+    for name in &nonce.volumes {
+        let dir = volume_dir(&opts.volumes_dir, &opts.session, &opts.service, name);
+        claims.insert(veil_api::volume_claim(name), volume_claim_value(&dir)?);
+    }
     let report_data = veil_api::report_data(
         ATTEST_DOMAIN,
         &nonce_bytes,
@@ -252,6 +280,7 @@ async fn attempt_once(
     );
     Ok(into_released(
         response,
+        opts,
         p.program.clone(),
         collected.evidence.tee,
         key_pkcs8,
@@ -289,6 +318,7 @@ fn secret(bytes: &[u8]) -> Result<SecretBuf, LaunchError> {
 
 fn into_released(
     r: AttestResponse,
+    opts: &AttestOptions,
     program: ProgramMeasurement,
     tee: Tee,
     key_pkcs8: SecretBuf,
@@ -325,6 +355,27 @@ fn into_released(
             content: secret(&content)?,
         });
     }
+    let mut volumes = Vec::with_capacity(r.volumes.len());
+    for v in &r.volumes {
+        let key = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(v.key.as_bytes())
+                .map_err(|e| {
+                    LaunchError::Protocol(format!("volume {} key is not base64: {e}", v.name))
+                })?,
+        );
+        volumes.push(ReleasedVolume {
+            name: v.name.clone(),
+            path: PathBuf::from(&v.path),
+            mode: match v.mode {
+                veil_api::VolumeMode::Encrypted => veil_fs::Mode::Encrypted,
+                veil_api::VolumeMode::Integrity => veil_fs::Mode::Integrity,
+            },
+            key: secret(&key)?,
+            tag: v.tag.clone(),
+            dir: volume_dir(&opts.volumes_dir, &opts.session, &opts.service, &v.name),
+        });
+    }
     Ok(Released {
         program,
         tee,
@@ -336,6 +387,7 @@ fn into_released(
         env,
         host_env: r.host_env.clone(),
         files,
+        volumes,
         audit_seq: r.audit_seq,
     })
 }

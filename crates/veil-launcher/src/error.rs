@@ -75,6 +75,9 @@ pub enum LaunchError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A protected volume cannot be opened, made or mounted.
+    #[error("{0}")]
+    Volume(String),
     /// Waiting for the program failed.
     #[error("lost track of the program: {0}")]
     Supervise(std::io::Error),

@@ -28,6 +28,7 @@ mod secret;
 mod spawn;
 mod supervise;
 mod sys;
+mod volumes;
 
 pub use attest::{attest, AttestOptions, Released, ReleasedFile, Retry};
 pub use error::LaunchError;
@@ -40,3 +41,4 @@ pub use secret::SecretBuf;
 pub use spawn::{spawn, Running};
 pub use supervise::{supervise, Outcome};
 pub use sys::harden;
+pub use volumes::{mount_volumes, volume_dir, MountedVolumes, ReleasedVolume};

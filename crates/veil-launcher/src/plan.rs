@@ -175,6 +175,7 @@ mod tests {
             ],
             host_env: vec!["TERM".into(), "PATH".into()],
             files: vec![],
+            volumes: vec![],
             audit_seq: 1,
         }
     }

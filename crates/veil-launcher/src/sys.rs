@@ -25,6 +25,30 @@ pub fn harden() -> io::Result<()> {
     Ok(())
 }
 
+/// Moves the calling (single) thread into a new mount namespace whose
+/// mounts do not propagate to the host: what the launcher mounts there
+/// (protected volumes) only it and the program it starts see.
+pub fn private_mount_namespace() -> io::Result<()> {
+    // SAFETY: unshare takes a flag word; mount with null source, type and
+    // data and a valid path only changes propagation of the new namespace.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// Whether the launcher runs with an effective uid of 0.
 pub fn is_root() -> bool {
     // SAFETY: geteuid cannot fail and touches no memory.

@@ -43,6 +43,13 @@ pub enum Command {
     /// A short tour: a local CAS, a session, an unmodified program that gets
     /// its secrets, and a changed program that does not.
     Demo(DemoArgs),
+    /// Protected volumes (the file shield): make one, encrypt a tree into
+    /// it, decrypt it, verify it, mount it, print its freshness tag.
+    #[command(subcommand)]
+    Fs(FsCommand),
+    /// The freshness tags the CAS holds for a session's volumes (owners).
+    #[command(subcommand)]
+    Volume(VolumeCommand),
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +71,10 @@ pub struct RunArgs {
     /// Root under which the kernel's TEE interfaces are found.
     #[arg(long, default_value = "/", hide = true)]
     pub provider_root: PathBuf,
+    /// Where the service's protected volumes live on the host: each in
+    /// DIR/NAMESPACE/NAME/SERVICE/VOLUME (default $VEIL_HOME/volumes).
+    #[arg(long)]
+    pub volumes_dir: Option<PathBuf>,
     /// Attempts to reach the CAS before giving up (with backoff, about 6 s for 6).
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub attempts: u32,
@@ -415,4 +426,203 @@ pub struct CollectArgs {
 
 fn parse_time(s: &str) -> Result<Time, String> {
     s.parse::<Time>().map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FsCommand {
+    /// Make a new, empty volume in a new or empty directory.
+    Init(FsInitArgs),
+    /// Copy a directory tree into a volume (directories and regular files,
+    /// with their modes and mtimes); prints the volume's new freshness tag.
+    Encrypt(FsEncryptArgs),
+    /// Copy a volume's tree out into a new or empty directory; every byte
+    /// written was authenticated first.
+    Decrypt(FsDecryptArgs),
+    /// Check every file of a volume (exit 1 naming what is wrong), and
+    /// optionally that it is the expected version.
+    Verify(FsVerifyArgs),
+    /// Mount a volume (foreground; Ctrl-C or SIGTERM commits and unmounts).
+    Mount(FsMountArgs),
+    /// Print a volume's freshness tag (64 hex digits). No key is needed;
+    /// with one, the volume is also opened (header and manifest
+    /// authenticated) first.
+    Tag(FsTagArgs),
+}
+
+/// How a volume protects its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FsMode {
+    /// Confidentiality and integrity: the host sees neither content nor names.
+    Encrypted,
+    /// Integrity only: content readable on the host, every byte authenticated.
+    Integrity,
+}
+
+/// Where a volume's key comes from: a key file, or a policy volume's key
+/// secret read back from the CAS by an owner.
+#[derive(Debug, Args, Clone)]
+pub struct FsKeyArgs {
+    /// A key file: 64 lower-case hex digits and an optional newline (`veil fs
+    /// init --key-file` makes one, mode 0600, when it does not exist).
+    #[arg(long, value_name = "FILE", conflicts_with = "session")]
+    pub key_file: Option<PathBuf>,
+    /// Take the key of a policy volume instead: the session (namespace/name).
+    /// Needs --volume; the key secret must be exported to owners
+    /// (`export: [{ owner: true }]`).
+    #[arg(long, value_name = "NS/NAME", requires = "volume")]
+    pub session: Option<String>,
+    /// The volume's name in the policy (with --session).
+    #[arg(long, value_name = "NAME", requires = "session")]
+    pub volume: Option<String>,
+    /// The service declaring the volume (with --session; needed only when
+    /// several services declare a volume of that name).
+    #[arg(long, value_name = "SERVICE", requires = "session")]
+    pub service: Option<String>,
+    #[command(flatten)]
+    pub cas: CasUrl,
+}
+
+#[derive(Debug, Args)]
+pub struct FsInitArgs {
+    /// The volume's directory (created; must be new or empty).
+    pub vol: PathBuf,
+    /// Protection (with --session, default: the policy volume's; a
+    /// different one is refused).
+    #[arg(long, value_enum)]
+    pub mode: Option<FsMode>,
+    /// Chunk size in bytes: a power of two from 4096 to 1048576.
+    #[arg(long, default_value_t = 65536)]
+    pub chunk_size: u32,
+    #[command(flatten)]
+    pub key: FsKeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FsEncryptArgs {
+    /// The directory tree to protect.
+    pub src: PathBuf,
+    /// The volume (made with `veil fs init`, or pass --init).
+    pub vol: PathBuf,
+    /// Make the volume first when VOL is not one yet (missing or empty
+    /// directory), as `veil fs init` would (with --mode, --chunk-size).
+    #[arg(long)]
+    pub init: bool,
+    /// With --init: protection (see `veil fs init`).
+    #[arg(long, value_enum, requires = "init")]
+    pub mode: Option<FsMode>,
+    /// With --init: chunk size in bytes.
+    #[arg(long, requires = "init", default_value_t = 65536)]
+    pub chunk_size: u32,
+    /// Replace paths the volume already has: a file's content is rewritten
+    /// in place, a file where a directory is (or the reverse) is removed first.
+    /// Paths of the volume not in SRC are kept.
+    #[arg(long)]
+    pub force: bool,
+    /// Skip symbolic links, sockets, FIFOs and devices (with a warning)
+    /// instead of refusing the tree.
+    #[arg(long)]
+    pub skip_special: bool,
+    /// Show progress on stderr even when it is not a terminal.
+    #[arg(long)]
+    pub progress: bool,
+    #[command(flatten)]
+    pub key: FsKeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FsDecryptArgs {
+    /// The volume.
+    pub vol: PathBuf,
+    /// Where to write the tree (created; must be new or empty).
+    pub dst: PathBuf,
+    /// Show progress on stderr even when it is not a terminal.
+    #[arg(long)]
+    pub progress: bool,
+    #[command(flatten)]
+    pub key: FsKeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FsVerifyArgs {
+    /// The volume.
+    pub vol: PathBuf,
+    /// Also require this freshness tag (from `veil fs tag`, `encrypt` or
+    /// `veil volume list`): exit 1 when the volume is another version.
+    #[arg(long, value_name = "TAG")]
+    pub expect_tag: Option<String>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Show progress on stderr even when it is not a terminal.
+    #[arg(long)]
+    pub progress: bool,
+    #[command(flatten)]
+    pub key: FsKeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FsMountArgs {
+    /// The volume.
+    pub vol: PathBuf,
+    /// An existing directory to mount it on.
+    pub mountpoint: PathBuf,
+    /// Mount read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    #[command(flatten)]
+    pub key: FsKeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FsTagArgs {
+    /// The volume.
+    pub vol: PathBuf,
+    #[command(flatten)]
+    pub key: FsKeyArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Make the CAS hold this tag for a volume (e.g. accept a restored
+    /// copy), or hold none (--clear: the next start is accepted as found).
+    Accept(VolumeAcceptArgs),
+    /// List a session's volumes and the tags the CAS holds for them.
+    List(VolumeListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeAcceptArgs {
+    /// The session, namespace/name.
+    pub session: String,
+    /// The service declaring the volume.
+    pub service: String,
+    /// The volume's name in the policy.
+    pub volume: String,
+    /// The tag to hold (64 hex digits, from `veil fs tag`).
+    #[arg(
+        long,
+        value_name = "TAG",
+        conflicts_with = "clear",
+        required_unless_present = "clear"
+    )]
+    pub tag: Option<String>,
+    /// Hold no tag.
+    #[arg(long)]
+    pub clear: bool,
+    #[command(flatten)]
+    pub cas: CasUrl,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeListArgs {
+    /// The session, namespace/name.
+    pub session: String,
+    #[command(flatten)]
+    pub cas: CasUrl,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }

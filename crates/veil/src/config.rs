@@ -153,6 +153,22 @@ pub fn client(url: &CasUrl, with_identity: bool) -> Result<CasClient, Failure> {
         .map_err(|e| Failure::Usage(e.to_string()))
 }
 
+/// A client of the CAS named by `url` (as [`client`]), presenting `identity`
+/// (the launcher's attested certificate and key).
+pub fn client_as(url: &CasUrl, identity: ClientIdentity) -> Result<CasClient, Failure> {
+    let plain = client(url, false)?;
+    let pins = Pins::load()?;
+    let pin = pins
+        .cas
+        .get(plain.url())
+        .ok_or_else(|| Failure::Usage(format!("the CAS at {} is not verified", plain.url())))?;
+    let mut sha = [0u8; 32];
+    hex::decode_to_slice(&pin.certificate_sha256, &mut sha)
+        .map_err(|_| Failure::Usage("the pin in cas.json is not 64 hex digits".into()))?;
+    veil_client::CasClient::new(plain.url(), Trust::Pinned(sha), Some(identity))
+        .map_err(|e| Failure::Usage(e.to_string()))
+}
+
 /// A current-thread tokio runtime for one command.
 pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()

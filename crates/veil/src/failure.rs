@@ -76,12 +76,44 @@ impl From<veil_launcher::LaunchError> for Failure {
             L::Unreachable { .. } | L::UntrustedCas(_) => Failure::Unavailable(m),
             L::Denied { .. } => Failure::Denied(m),
             L::Isolation { .. } => Failure::Isolation(m),
+            L::Volume(_) => Failure::Exec(m, 65),
             L::Exec { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 Failure::Exec(m, 127)
             }
             L::Exec { .. } => Failure::Exec(m, 126),
             L::Program { .. } => Failure::Exec(m, 127),
             _ => Failure::Usage(m),
+        }
+    }
+}
+
+/// Whether a file shield error means the volume is not authentic (tampered,
+/// rolled back, swapped, or a wrong key): exit 1. The rest (a missing path,
+/// an I/O error) is exit 2.
+pub fn is_tampering(e: &veil_fs::FsError) -> bool {
+    use veil_fs::FsError as F;
+    match e {
+        F::WrongKeyOrTamperedHeader
+        | F::Malformed { .. }
+        | F::FileIdMismatch { .. }
+        | F::BadRecord { .. }
+        | F::BadManifest
+        | F::NotCurrent { .. } => true,
+        // An object shorter than its records say: cut by the host.
+        F::InFile { source, .. } => {
+            is_tampering(source)
+                || matches!(**source, F::Io { kind, .. } if kind == std::io::ErrorKind::UnexpectedEof)
+        }
+        _ => false,
+    }
+}
+
+impl From<veil_fs::FsError> for Failure {
+    fn from(e: veil_fs::FsError) -> Self {
+        if is_tampering(&e) {
+            Failure::NotAcceptable(e.to_string())
+        } else {
+            Failure::Usage(e.to_string())
         }
     }
 }

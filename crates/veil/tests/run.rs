@@ -193,6 +193,7 @@ struct Svc {
     files: Vec<(PathBuf, String, Option<&'static str>)>,
     host_args: bool,
     host_env: Vec<String>,
+    volumes: Vec<String>,
 }
 
 fn svc(name: &str, accept: &str, command: &[&str]) -> Svc {
@@ -204,6 +205,7 @@ fn svc(name: &str, accept: &str, command: &[&str]) -> Svc {
         files: Vec::new(),
         host_args: false,
         host_env: Vec::new(),
+        volumes: Vec::new(),
     }
 }
 
@@ -220,6 +222,14 @@ impl Svc {
 
     fn host_args(mut self) -> Svc {
         self.host_args = true;
+        self
+    }
+
+    fn volume(mut self, name: &str, path: &Path, mode: &str, key: &str) -> Svc {
+        self.volumes.push(format!(
+            "{{ name: {name}, path: {}, mode: {mode}, key: {key} }}",
+            q(path.to_str().unwrap())
+        ));
         self
     }
 
@@ -259,6 +269,12 @@ impl Svc {
         }
         if !self.host_env.is_empty() {
             y.push_str(&format!("    host_env: [{}]\n", self.host_env.join(", ")));
+        }
+        if !self.volumes.is_empty() {
+            y.push_str("    volumes:\n");
+            for v in &self.volumes {
+                y.push_str(&format!("      - {v}\n"));
+            }
         }
         y
     }
@@ -1671,4 +1687,98 @@ exit 0
     );
     std::thread::sleep(Duration::from_millis(2500));
     assert!(!w.path("late-marker").exists());
+}
+
+/// A protected volume through `veil run`: made on first start with the key
+/// the CAS released, mounted where the policy says (only the program sees
+/// it), persistent across runs, ciphertext on the host; a host that rolls it
+/// back to an older copy, or deletes it, is refused by the CAS.
+#[test]
+fn volumes_persist_encrypted_and_rollback_is_refused() {
+    let w = World::new();
+    let script = w.path("app/journal.sh");
+    let mnt = w.path("mnt/data");
+    write_exec(
+        &script,
+        r#"#!/bin/sh
+echo "entry-$1 plaintext-marker" >> "$DATA/journal.txt"
+cat "$DATA/journal.txt"
+"#,
+    );
+    w.apply(&policy(
+        "t/vol",
+        &w.fp,
+        &["{ name: dk, kind: aes-256 }"],
+        &[svc("j", &w.pin(&script), &[script.to_str().unwrap()])
+            .env("DATA", mnt.to_str().unwrap())
+            .host_args()
+            .volume("data", &mnt, "encrypted", "dk")],
+    ));
+    let vols = w.path("volumes");
+    let run = |arg: &str| {
+        let mut c = w.launcher("t/vol", "j");
+        c.arg("--volumes-dir").arg(&vols).args(["--", arg]);
+        w.run(c)
+    };
+    let r1 = run("one");
+    assert_eq!(r1.code(), 0, "{}", r1.text());
+    let r2 = run("two");
+    assert_eq!(r2.code(), 0, "{}", r2.text());
+    assert!(
+        r2.out.contains("entry-one") && r2.out.contains("entry-two"),
+        "{}",
+        r2.text()
+    );
+    // The mount point is gone, the host holds only ciphertext.
+    assert!(!mnt.exists(), "the mount point was left behind");
+    let vdir = vols.join("t/vol/j/data");
+    assert!(vdir.join("veil.volume").exists());
+    let mut files = Vec::new();
+    all_files(&vols, &mut files);
+    for f in &files {
+        let b = std::fs::read(f).unwrap();
+        assert!(
+            !b.windows(15).any(|x| x == b"plaintext-marke"),
+            "plaintext in {}",
+            f.display()
+        );
+        assert!(
+            !b.windows(7).any(|x| x == b"journal"),
+            "a name in {}",
+            f.display()
+        );
+    }
+
+    // Roll back: keep a copy, run once more, put the old copy back.
+    let old = w.path("old-volume");
+    copy_tree(&vdir, &old);
+    assert_eq!(run("three").code(), 0);
+    std::fs::remove_dir_all(&vdir).unwrap();
+    copy_tree(&old, &vdir);
+    let r = run("four");
+    assert_eq!(r.code(), 77, "{}", r.text());
+    assert!(r.err.contains("volume_rollback"), "{}", r.text());
+    assert!(!r.out.contains("entry-four"), "{}", r.text());
+
+    // Deleted: refused as missing, not silently made anew.
+    std::fs::remove_dir_all(&vdir).unwrap();
+    let r = run("five");
+    assert_eq!(r.code(), 77, "{}", r.text());
+    assert!(r.err.contains("volume_missing"), "{}", r.text());
+    assert!(
+        !vdir.exists(),
+        "a refused launcher must not create the volume"
+    );
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
 }

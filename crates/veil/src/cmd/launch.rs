@@ -35,6 +35,10 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
             attempts: args.attempts,
             ..Retry::default()
         },
+        volumes_dir: args
+            .volumes_dir
+            .clone()
+            .unwrap_or_else(|| veil_home().join("volumes")),
     };
     // Attest on a single-threaded runtime, then drop it: the launcher must be
     // one thread when it forks and waits for signals.
@@ -50,6 +54,18 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         r?
     };
     let plan = ExecPlan::new(&mut released, &args.host_args, std::env::vars_os())?;
+    let volumes = if released.volumes.is_empty() {
+        None
+    } else {
+        let committer = crate::config::client_as(&args.cas, released.identity()?)?;
+        let vols = std::mem::take(&mut released.volumes);
+        Some(veil_launcher::mount_volumes(
+            vols,
+            &args.session,
+            &args.service,
+            committer,
+        )?)
+    };
     tracing::info!(
         program = %plan.program().display(),
         argc = plan.argc(),
@@ -62,6 +78,11 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
     let outcome = veil_launcher::supervise(running)?;
     if let Some(line) = outcome.report() {
         eprintln!("veil: {line}");
+    }
+    if let Some(v) = volumes {
+        for problem in v.close() {
+            eprintln!("veil: {problem}");
+        }
     }
     Ok(outcome.exit_code())
 }

@@ -4,15 +4,17 @@ mod audit;
 mod cas;
 mod demo;
 mod evidence;
+mod fs;
 mod identity;
 mod launch;
 mod session;
+mod volume;
 
 pub use crate::config::veil_home;
 
 use crate::cli::{
-    AuditCommand, CasCommand, Cli, Command, EvidenceCommand, IdentityCommand, SecretCommand,
-    SessionCommand,
+    AuditCommand, CasCommand, Cli, Command, EvidenceCommand, FsCommand, IdentityCommand,
+    SecretCommand, SessionCommand, VolumeCommand,
 };
 use crate::failure::Failure;
 
@@ -40,6 +42,14 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Secret(SecretCommand::Put(a)) => session::put_secret(a),
         Command::Audit(AuditCommand::Show(a)) => audit::show(a),
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(a),
+        Command::Fs(FsCommand::Init(a)) => fs::init(a),
+        Command::Fs(FsCommand::Encrypt(a)) => fs::encrypt(a),
+        Command::Fs(FsCommand::Decrypt(a)) => fs::decrypt(a),
+        Command::Fs(FsCommand::Verify(a)) => fs::verify(a),
+        Command::Fs(FsCommand::Mount(a)) => fs::mount(a),
+        Command::Fs(FsCommand::Tag(a)) => fs::tag(a),
+        Command::Volume(VolumeCommand::Accept(a)) => volume::accept(a),
+        Command::Volume(VolumeCommand::List(a)) => volume::list(a),
     }
     .map(|()| 0)
 }
