@@ -1333,16 +1333,16 @@ pub fn mount(a: FsMountArgs) -> Result<(), Failure> {
     let mut options = veil_fuse::MountOptions::default();
     options.volume_dir = Some(a.vol.clone());
     options.read_only = a.read_only;
-    let mounted = veil_fuse::mount(vol.clone(), &a.mountpoint, &options)
-        .map_err(|e| mount_failure(&a.vol, e))?;
-    eprintln!(
-        "mounted {} at {}; Ctrl-C to unmount",
-        a.vol.display(),
-        mounted.mountpoint().display()
-    );
-    let ended = mounted
-        .wait_for_signal()
-        .map_err(|e| mount_failure(&a.vol, e))?;
+    // Signals are caught from before the mount exists: a SIGTERM while
+    // mounting still ends in a clean unmount.
+    let ended = veil_fuse::mount_foreground(vol.clone(), &a.mountpoint, &options, &mut |m| {
+        eprintln!(
+            "mounted {} at {}; Ctrl-C to unmount",
+            a.vol.display(),
+            m.mountpoint().display()
+        );
+    })
+    .map_err(|e| mount_failure(&a.vol, e))?;
     let why = match ended {
         veil_fuse::Ended::Signal(_) => "on a signal",
         veil_fuse::Ended::Unmounted => "from outside",
