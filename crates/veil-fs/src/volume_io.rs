@@ -992,18 +992,38 @@ impl Volume {
                 .map_err(|e| FsError::io(format!("resizing {path}"), &e))?;
             open.seals.truncate(new_n as usize);
         }
-        // Appended records, ascending; holes are sealed from one zero buffer
+        // Appended records, ascending, sealed into one buffer and written
+        // with one `pwrite` per batch; holes are sealed from one zero buffer
         // (a write far past the end costs no memory for the hole).
         let zeros = vec![0u8; chunk.bytes()];
-        for i in old_n..new_n {
-            let n = rec_len(i);
-            if touches(i) {
-                let mut plain = vec![0u8; n];
-                overlay(i, &mut plain);
-                self.put_record(open, path, i, i + 1 == new_n, &plain)?;
-            } else {
-                self.put_record(open, path, i, i + 1 == new_n, &zeros[..n])?;
+        let mut plain = vec![0u8; chunk.bytes()];
+        let full = chunk.bytes() + RECORD_OVERHEAD;
+        let per_batch = (BATCH / full).max(1) as u64;
+        let mut i = old_n;
+        while i < new_n {
+            let upto = (i + per_batch).min(new_n);
+            let mut out = Vec::with_capacity(((upto - i) as usize) * full);
+            for j in i..upto {
+                let n = rec_len(j);
+                let start = out.len();
+                if touches(j) {
+                    plain[..n].fill(0);
+                    overlay(j, &mut plain[..n]);
+                    open.cipher.seal(j, j + 1 == new_n, &plain[..n], &mut out)?;
+                } else {
+                    open.cipher.seal(j, j + 1 == new_n, &zeros[..n], &mut out)?;
+                }
+                let s = seal_of(&out[start..]);
+                if (j as usize) < open.seals.len() {
+                    open.seals[j as usize] = s;
+                } else {
+                    open.seals.push(s);
+                }
             }
+            open.obj
+                .write_all_at(&out, RecordLayout::offset(i, chunk))
+                .map_err(|e| FsError::io(format!("writing {path}"), &e))?;
+            i = upto;
         }
         // Then the rewrites, highest index first.
         for (i, plain) in &plan {
