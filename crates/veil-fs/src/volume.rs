@@ -49,7 +49,7 @@ impl ChunkSize {
     pub const MAX: u32 = 1 << 20;
     /// What new volumes use unless told otherwise (docs/benchmarks.md,
     /// file-shield section, has the measurements behind it).
-    pub const DEFAULT: ChunkSize = ChunkSize(64 * 1024);
+    pub const DEFAULT: ChunkSize = ChunkSize(16 * 1024);
 
     /// Checks `n`.
     pub fn new(n: u32) -> Result<ChunkSize, FsError> {

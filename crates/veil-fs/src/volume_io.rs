@@ -769,10 +769,26 @@ impl Volume {
     /// Reads up to `size` bytes of file `path` at `offset`. Every byte
     /// returned was authenticated.
     pub fn read(&self, path: &str, offset: u64, size: usize) -> Result<Vec<u8>, FsError> {
+        let mut out = Vec::new();
+        self.read_into(path, offset, size, &mut Vec::new(), &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Volume::read`] into `out` (cleared first), using `scratch` for the
+    /// ciphertext: callers that read a lot reuse both and allocate nothing.
+    pub fn read_into(
+        &self,
+        path: &str,
+        offset: u64,
+        size: usize,
+        scratch: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), FsError> {
+        out.clear();
         let mut inner = self.lock();
         let len = file_entry(&inner.manifest, path)?.len;
         if offset >= len || size == 0 {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let end = len.min(offset.saturating_add(size as u64));
         let chunk = self.keys.chunk_size();
@@ -789,14 +805,18 @@ impl Volume {
         } else {
             RecordLayout::offset(last + 1, chunk)
         };
-        let mut buf = vec![0u8; (span_end - span_start) as usize];
+        let need = (span_end - span_start) as usize;
+        if scratch.len() < need {
+            scratch.resize(need, 0);
+        }
+        let buf = &mut scratch[..need];
         open.obj
-            .read_exact_at(&mut buf, span_start)
+            .read_exact_at(buf, span_start)
             .map_err(|e| FsError::InFile {
                 path: path.to_owned(),
                 source: Box::new(FsError::io("reading records", &e)),
             })?;
-        let mut out = Vec::with_capacity((end - offset) as usize);
+        out.reserve((end - offset) as usize);
         let full = chunk.bytes() + RECORD_OVERHEAD;
         for (k, rec) in buf.chunks_mut(full).enumerate() {
             let i = first + k as u64;
@@ -820,7 +840,7 @@ impl Volume {
                 out.extend_from_slice(&plain[from..to]);
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Marks a file dirty in a committed manifest before its object changes
@@ -1229,9 +1249,13 @@ impl Volume {
         let cs = self.keys.chunk_size().bytes();
         let step = ((BATCH / cs).max(1) * cs) as u64;
         let mut done = 0u64;
+        let (mut scratch, mut chunk) = (Vec::new(), Vec::new());
         while done < len {
             let n = (len - done).min(step) as usize;
-            let chunk = self.read(path, done, n)?;
+            self.read_into(path, done, n, &mut scratch, &mut chunk)?;
+            if chunk.is_empty() {
+                break;
+            }
             dst.write_all(&chunk)
                 .map_err(|e| FsError::io(format!("writing out {path}"), &e))?;
             done += chunk.len() as u64;

@@ -539,12 +539,30 @@ impl VeilFs {
         Ok(self.fh())
     }
 
-    fn do_read(&self, ino: INodeNo, offset: u64, size: u32) -> Res<Vec<u8>> {
+    /// Reads into this FUSE thread's reusable buffers (no allocation per
+    /// request) and hands the plaintext to `reply`.
+    fn do_read(&self, ino: INodeNo, offset: u64, size: u32, reply: ReplyData) {
+        thread_local! {
+            static BUFS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+                const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+        }
+        // The namespace stays read-locked through the read, as for every
+        // operation on a path (a rename cannot move it meanwhile).
         let ns = self.shared.read_ns();
-        let path = Self::path(&ns, ino)?;
-        self.volume()
-            .read(&path, offset, size as usize)
-            .map_err(fail("read", &path))
+        let path = match Self::path(&ns, ino) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        BUFS.with(|b| {
+            let (scratch, out) = &mut *b.borrow_mut();
+            match self
+                .volume()
+                .read_into(&path, offset, size as usize, scratch, out)
+            {
+                Ok(()) => reply.data(out),
+                Err(e) => reply.error(fail("read", &path)(e)),
+            }
+        });
     }
 
     /// Writes at the offset the kernel chose (for `O_APPEND` it is the end
@@ -829,10 +847,7 @@ impl Filesystem for VeilFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.do_read(ino, offset, size) {
-            Ok(data) => reply.data(&data),
-            Err(e) => reply.error(e),
-        }
+        self.do_read(ino, offset, size, reply);
     }
 
     fn write(

@@ -491,7 +491,7 @@ pub struct FsInitArgs {
     #[arg(long, value_enum)]
     pub mode: Option<FsMode>,
     /// Chunk size in bytes: a power of two from 4096 to 1048576.
-    #[arg(long, default_value_t = 65536)]
+    #[arg(long, default_value_t = 16384)]
     pub chunk_size: u32,
     #[command(flatten)]
     pub key: FsKeyArgs,
@@ -511,7 +511,7 @@ pub struct FsEncryptArgs {
     #[arg(long, value_enum, requires = "init")]
     pub mode: Option<FsMode>,
     /// With --init: chunk size in bytes.
-    #[arg(long, requires = "init", default_value_t = 65536)]
+    #[arg(long, requires = "init", default_value_t = 16384)]
     pub chunk_size: u32,
     /// Replace paths the volume already has: a file's content is rewritten
     /// in place, a file where a directory is (or the reverse) is removed first.
