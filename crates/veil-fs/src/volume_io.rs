@@ -1172,55 +1172,89 @@ impl Volume {
         let cap = cs * (per_batch + 1);
         let mut pending: Vec<u8> = vec![0u8; cap];
         let mut filled = 0usize;
-        let mut out: Vec<u8> = Vec::with_capacity((cs + RECORD_OVERHEAD) * per_batch);
+        let out_cap = (cs + RECORD_OVERHEAD) * per_batch;
         let mut seals: Vec<[u8; SEAL_LEN]> = Vec::new();
         let mut total = 0u64;
         let mut eof = false;
         let mut file_off = FILE_HEADER_LEN as u64;
         let read_err = |e: std::io::Error| FsError::io(format!("reading the source of {path}"), &e);
-        while !eof {
-            // Fill up to one batch plus one record of plaintext.
-            while filled < cap {
-                let n = loop {
-                    match src.read(&mut pending[filled..]) {
-                        Ok(n) => break n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(read_err(e)),
-                    }
-                };
-                if n == 0 {
-                    eof = true;
-                    break;
+        // Reading and sealing here, writing on a second thread: the two
+        // overlap (a 1 GiB import is mostly the kernel's copies).
+        let writer_file = open
+            .obj
+            .try_clone()
+            .map_err(|e| FsError::io(format!("opening {path} for writing"), &e))?;
+        let (to_writer, from_sealer) = std::sync::mpsc::sync_channel::<(Vec<u8>, u64)>(2);
+        let (recycle, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
+        let cipher = &open.cipher;
+        let sealed: Result<(), FsError> = std::thread::scope(|scope| {
+            let writer = scope.spawn(move || -> Result<(), FsError> {
+                for (buf, off) in from_sealer {
+                    writer_file
+                        .write_all_at(&buf, off)
+                        .map_err(|e| FsError::io(format!("writing {path}"), &e))?;
+                    let _ = recycle.send(buf);
                 }
-                filled += n;
-            }
-            // Seal every full record that is certainly not the last.
-            let sealable = if eof { filled } else { (filled / cs - 1) * cs };
-            out.clear();
-            let mut consumed = 0;
-            while consumed < sealable {
-                let take = (sealable - consumed).min(cs);
-                let i = seals.len() as u64;
-                let last = eof && consumed + take == sealable;
-                let start = out.len();
-                open.cipher
-                    .seal(i, last, &pending[consumed..consumed + take], &mut out)?;
-                seals.push(seal_of(&out[start..]));
-                consumed += take;
-            }
-            if eof && sealable == 0 {
-                // Empty file: its single empty record already exists.
-                break;
-            }
-            open.obj
-                .write_all_at(&out, file_off)
-                .map_err(|e| FsError::io(format!("writing {path}"), &e))?;
-            file_off += out.len() as u64;
-            total += consumed as u64;
-            pending.copy_within(consumed..filled, 0);
-            filled -= consumed;
-            progress(total);
-        }
+                Ok(())
+            });
+            let mut sealing = || -> Result<(), FsError> {
+                while !eof {
+                    // Fill up to one batch plus one record of plaintext.
+                    while filled < cap {
+                        let n = loop {
+                            match src.read(&mut pending[filled..]) {
+                                Ok(n) => break n,
+                                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                                Err(e) => return Err(read_err(e)),
+                            }
+                        };
+                        if n == 0 {
+                            eof = true;
+                            break;
+                        }
+                        filled += n;
+                    }
+                    // Seal every full record that is certainly not the last.
+                    let sealable = if eof { filled } else { (filled / cs - 1) * cs };
+                    if eof && sealable == 0 {
+                        // Empty file: its single empty record already exists.
+                        break;
+                    }
+                    let mut out = recycled
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(out_cap));
+                    out.clear();
+                    let mut consumed = 0;
+                    while consumed < sealable {
+                        let take = (sealable - consumed).min(cs);
+                        let i = seals.len() as u64;
+                        let last = eof && consumed + take == sealable;
+                        let start = out.len();
+                        cipher.seal(i, last, &pending[consumed..consumed + take], &mut out)?;
+                        seals.push(seal_of(&out[start..]));
+                        consumed += take;
+                    }
+                    let written = out.len() as u64;
+                    if to_writer.send((out, file_off)).is_err() {
+                        // The writer stopped: its error is reported below.
+                        return Ok(());
+                    }
+                    file_off += written;
+                    total += consumed as u64;
+                    pending.copy_within(consumed..filled, 0);
+                    filled -= consumed;
+                    progress(total);
+                }
+                Ok(())
+            };
+            let r = sealing();
+            drop(to_writer);
+            let w = writer.join().unwrap_or_else(|_| {
+                Err(FsError::malformed("import", "the writer thread panicked"))
+            });
+            r.and(w)
+        });
+        sealed?;
         if !seals.is_empty() {
             open.obj
                 .set_len(file_off)
@@ -1248,20 +1282,45 @@ impl Volume {
         let len = self.stat(path)?.len;
         let cs = self.keys.chunk_size().bytes();
         let step = ((BATCH / cs).max(1) * cs) as u64;
-        let mut done = 0u64;
-        let (mut scratch, mut chunk) = (Vec::new(), Vec::new());
-        while done < len {
-            let n = (len - done).min(step) as usize;
-            self.read_into(path, done, n, &mut scratch, &mut chunk)?;
-            if chunk.is_empty() {
-                break;
+        // Reading and opening records on a second thread, writing here:
+        // the two overlap. Buffers go round between the threads.
+        let (to_writer, from_reader) = std::sync::mpsc::sync_channel::<Result<Vec<u8>, FsError>>(2);
+        let (recycle, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut scratch = Vec::new();
+                let mut at = 0u64;
+                while at < len {
+                    let n = (len - at).min(step) as usize;
+                    let mut chunk = recycled.try_recv().unwrap_or_default();
+                    let r = self.read_into(path, at, n, &mut scratch, &mut chunk);
+                    let stop = r.is_err() || chunk.is_empty();
+                    at += chunk.len() as u64;
+                    if to_writer.send(r.map(|()| chunk)).is_err() || stop {
+                        break;
+                    }
+                }
+            });
+            let mut done = 0u64;
+            for chunk in from_reader {
+                let chunk = chunk?;
+                if chunk.is_empty() {
+                    break;
+                }
+                dst.write_all(&chunk)
+                    .map_err(|e| FsError::io(format!("writing out {path}"), &e))?;
+                done += chunk.len() as u64;
+                progress(done);
+                let _ = recycle.send(chunk);
             }
-            dst.write_all(&chunk)
-                .map_err(|e| FsError::io(format!("writing out {path}"), &e))?;
-            done += chunk.len() as u64;
-            progress(done);
-        }
-        Ok(len)
+            if done != len {
+                return Err(FsError::NotCurrent {
+                    path: path.to_owned(),
+                    detail: format!("{done} of {len} bytes could be read"),
+                });
+            }
+            Ok(len)
+        })
     }
 
     /// Checks the whole volume: every file's object, header, records, root
