@@ -50,6 +50,9 @@ pub enum Command {
     /// The freshness tags the CAS holds for a session's volumes (owners).
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// The network shield by hand: inspect certificates, run a TLS proxy.
+    #[command(subcommand)]
+    Tls(TlsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -625,4 +628,94 @@ pub struct VolumeListArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Print a certificate's basics and its Veil or RA-TLS claims (not verified).
+    Inspect(TlsInspectArgs),
+    /// Run a network shield tunnel (foreground; Ctrl-C or SIGTERM stops it
+    /// gracefully).
+    ///
+    /// Inbound (--listen, --to): accepts TLS on --listen, checks the client's
+    /// certificate, and forwards plaintext to --to. Outbound (--plain-listen,
+    /// --remote): accepts plaintext on --plain-listen, opens TLS to --remote,
+    /// checks the server's certificate, and forwards. Peers must present an
+    /// attested certificate issued by the session CA --ca, and match
+    /// --peer-session, --peer-service and --peer-measurement when given.
+    /// There is never a plaintext fallback. Prints "listening on ADDR" to
+    /// stderr once bound.
+    Proxy(Box<TlsProxyArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct TlsInspectArgs {
+    /// The certificate, PEM or DER (the first certificate of a PEM file).
+    pub cert: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("direction")
+        .required(true)
+        .args(["listen", "plain_listen"])
+))]
+pub struct TlsProxyArgs {
+    /// Inbound: accept TLS on this address, e.g. 0.0.0.0:6380 (port 0 picks one).
+    #[arg(long, value_name = "ADDR", requires = "to")]
+    pub listen: Option<String>,
+    /// Inbound: the plaintext service to forward to, e.g. 127.0.0.1:6379.
+    #[arg(long, value_name = "ADDR", requires = "listen")]
+    pub to: Option<String>,
+    /// Outbound: accept plaintext on this local address, e.g. 127.0.0.1:7000.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        requires = "remote",
+        conflicts_with_all = ["listen", "to", "danger_no_client_auth"]
+    )]
+    pub plain_listen: Option<String>,
+    /// Outbound: the TLS server to connect to (HOST:PORT).
+    #[arg(long, value_name = "ADDR", requires = "plain_listen")]
+    pub remote: Option<String>,
+    /// Outbound: the name sent as SNI (default: the host of --remote). The
+    /// server is identified by its attested certificate, not by this name.
+    #[arg(long, value_name = "NAME", requires = "remote")]
+    pub server_name: Option<String>,
+    /// Our certificate chain (PEM, end entity first).
+    #[arg(long, value_name = "PEM")]
+    pub cert: PathBuf,
+    /// Our private key (PKCS#8 PEM, `PRIVATE KEY`).
+    #[arg(long, value_name = "PEM")]
+    pub key: PathBuf,
+    /// The session CA certificate (PEM) the peer's certificate must be issued by.
+    #[arg(long, value_name = "PEM")]
+    pub ca: PathBuf,
+    /// Require the peer's certificate to name this session.
+    #[arg(long, value_name = "NS/NAME")]
+    pub peer_session: Option<String>,
+    /// Require the peer's certificate to name this service.
+    #[arg(long, value_name = "SVC")]
+    pub peer_service: Option<String>,
+    /// Require the peer's certificate to carry this measurement (hex).
+    #[arg(long, value_name = "HEX")]
+    pub peer_measurement: Option<String>,
+    /// Inbound only: do not ask clients for a certificate; anyone who can
+    /// reach --listen talks to the service.
+    #[arg(long, requires = "listen")]
+    pub danger_no_client_auth: bool,
+    /// Seconds a TLS handshake (outbound: connect and handshake) may take.
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub handshake_timeout: u64,
+    /// Most connections at once; more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// On SIGINT/SIGTERM, seconds established connections may take to finish.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub shutdown_grace: u64,
 }

@@ -8,13 +8,14 @@ mod fs;
 mod identity;
 mod launch;
 mod session;
+mod tls;
 mod volume;
 
 pub use crate::config::veil_home;
 
 use crate::cli::{
     AuditCommand, CasCommand, Cli, Command, EvidenceCommand, FsCommand, IdentityCommand,
-    SecretCommand, SessionCommand, VolumeCommand,
+    SecretCommand, SessionCommand, TlsCommand, VolumeCommand,
 };
 use crate::failure::Failure;
 
@@ -50,6 +51,8 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Fs(FsCommand::Tag(a)) => fs::tag(a),
         Command::Volume(VolumeCommand::Accept(a)) => volume::accept(a),
         Command::Volume(VolumeCommand::List(a)) => volume::list(a),
+        Command::Tls(TlsCommand::Inspect(a)) => tls::inspect(a),
+        Command::Tls(TlsCommand::Proxy(a)) => tls::proxy(a),
     }
     .map(|()| 0)
 }
