@@ -445,11 +445,6 @@ impl Volume {
         self.lock().hook = Some(hook);
     }
 
-    /// Whether anything changed since the last commit.
-    pub fn changed(&self) -> bool {
-        self.lock().changed
-    }
-
     /// Commits pending changes (metadata, lengths, roots) without fsyncing
     /// file content or marking written files clean: cheap enough to run
     /// periodically, and files being written need no new write-ahead mark.
@@ -820,19 +815,7 @@ impl Volume {
         let full = chunk.bytes() + RECORD_OVERHEAD;
         for (k, rec) in buf.chunks_mut(full).enumerate() {
             let i = first + k as u64;
-            if seal_of(rec) != open.seals[i as usize] {
-                return Err(FsError::NotCurrent {
-                    path: path.to_owned(),
-                    detail: format!("record {i} changed under the mount (host tampering)"),
-                });
-            }
-            let plain =
-                open.cipher
-                    .open(i, i + 1 == records, rec)
-                    .map_err(|e| FsError::InFile {
-                        path: path.to_owned(),
-                        source: Box::new(e),
-                    })?;
+            let plain = open_checked(open, path, i, records, rec)?;
             let base = i * cs;
             let from = offset.saturating_sub(base) as usize;
             let to = ((end - base) as usize).min(plain.len());
@@ -870,20 +853,7 @@ impl Volume {
         open.obj
             .read_exact_at(&mut rec, RecordLayout::offset(i, chunk))
             .map_err(|e| FsError::io(format!("reading {path}"), &e))?;
-        if seal_of(&rec) != open.seals[i as usize] {
-            return Err(FsError::NotCurrent {
-                path: path.to_owned(),
-                detail: format!("record {i} changed under the mount (host tampering)"),
-            });
-        }
-        let plain = open
-            .cipher
-            .open(i, i + 1 == records, &mut rec)
-            .map_err(|e| FsError::InFile {
-                path: path.to_owned(),
-                source: Box::new(e),
-            })?;
-        Ok(plain.to_vec())
+        Ok(open_checked(open, path, i, records, &mut rec)?.to_vec())
     }
 
     /// Seals and writes record `i`.
@@ -1348,6 +1318,29 @@ impl Volume {
         }
         problems
     }
+}
+
+/// Opens record `i` of an open file in place, after checking it is the
+/// record the file had when it was opened (or last written through us).
+fn open_checked<'a>(
+    open: &Open,
+    path: &str,
+    i: u64,
+    records: u64,
+    rec: &'a mut [u8],
+) -> Result<&'a [u8], FsError> {
+    if seal_of(rec) != open.seals[i as usize] {
+        return Err(FsError::NotCurrent {
+            path: path.to_owned(),
+            detail: format!("record {i} changed under the mount (host tampering)"),
+        });
+    }
+    open.cipher
+        .open(i, i + 1 == records, rec)
+        .map_err(|e| FsError::InFile {
+            path: path.to_owned(),
+            source: Box::new(e),
+        })
 }
 
 fn seal_of(record: &[u8]) -> [u8; SEAL_LEN] {

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -44,8 +44,6 @@ pub(crate) const MAX_IO: u32 = 1 << 20;
 pub(crate) struct Shared {
     pub(crate) volume: Arc<Volume>,
     ns: RwLock<Inodes>,
-    /// Something changed since the last commit this crate made.
-    changed: AtomicBool,
 }
 
 impl Shared {
@@ -53,7 +51,6 @@ impl Shared {
         Shared {
             volume,
             ns: RwLock::new(Inodes::new()),
-            changed: AtomicBool::new(false),
         }
     }
 
@@ -65,30 +62,19 @@ impl Shared {
         self.ns.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn touch(&self) {
-        self.changed.store(true, Ordering::Release);
-    }
-
     /// Commits the volume (every written file durable, then the manifest).
     pub(crate) fn sync(&self) -> Result<[u8; 32], FsError> {
         let _ns = self.read_ns();
-        let was = self.changed.swap(false, Ordering::AcqRel);
-        self.volume.sync().inspect_err(|_| {
-            if was {
-                self.touch();
-            }
-        })
+        self.volume.sync()
     }
 
-    /// Checkpoints the volume if anything changed since the last commit:
-    /// metadata and roots become durable, files being written stay marked
-    /// dirty (so the next write needs no write-ahead commit).
-    pub(crate) fn checkpoint_if_changed(&self) -> Result<(), FsError> {
-        if self.changed.swap(false, Ordering::AcqRel) {
-            let _ns = self.read_ns();
-            self.volume.checkpoint().inspect_err(|_| self.touch())?;
-        }
-        Ok(())
+    /// Checkpoints the volume (a no-op when nothing changed since the last
+    /// commit: the volume keeps track): metadata and roots become durable,
+    /// files being written stay marked dirty (so the next write needs no
+    /// write-ahead commit).
+    pub(crate) fn checkpoint(&self) -> Result<(), FsError> {
+        let _ns = self.read_ns();
+        self.volume.checkpoint().map(|_| ())
     }
 
     /// Removes the files still parked as unlinked-while-open (the mount is
@@ -97,7 +83,7 @@ impl Shared {
         let ns = self.write_ns();
         for hidden in ns.orphans() {
             match self.volume.unlink(&hidden) {
-                Ok(()) | Err(FsError::NotFound(_)) => self.touch(),
+                Ok(()) | Err(FsError::NotFound(_)) => {}
                 Err(e) => tracing::warn!(path = %hidden, error = %e, "removing an unlinked file"),
             }
         }
@@ -336,7 +322,6 @@ impl VeilFs {
             self.volume()
                 .chmod(&path, mode & 0o7777)
                 .map_err(fail("chmod", &path))?;
-            self.shared.touch();
         }
         if let Some(size) = size {
             if size > MAX_FILE {
@@ -350,7 +335,6 @@ impl VeilFs {
             self.volume()
                 .truncate(&path, size)
                 .map_err(fail("truncate", &path))?;
-            self.shared.touch();
         }
         if let Some(t) = mtime {
             let ns_time = match t {
@@ -360,7 +344,6 @@ impl VeilFs {
             self.volume()
                 .set_mtime(&path, ns_time)
                 .map_err(fail("utimens", &path))?;
-            self.shared.touch();
         }
         let st = self.stat("setattr", &path)?;
         Ok(self.attr(ino.0, &st))
@@ -377,7 +360,6 @@ impl VeilFs {
         self.volume()
             .create(&path, mode & !umask & 0o7777)
             .map_err(fail("mknod", &path))?;
-        self.shared.touch();
         let st = self.stat("mknod", &path)?;
         let ino = ns.lookup(&path);
         Ok(self.attr(ino, &st))
@@ -409,7 +391,6 @@ impl VeilFs {
             }
             Err(e) => return Err(errno("create", &path, &e)),
         }
-        self.shared.touch();
         let st = self.stat("create", &path)?;
         let ino = ns.lookup(&path);
         ns.open(ino);
@@ -422,7 +403,6 @@ impl VeilFs {
         self.volume()
             .mkdir(&path, mode & !umask & 0o7777)
             .map_err(fail("mkdir", &path))?;
-        self.shared.touch();
         let st = self.stat("mkdir", &path)?;
         let ino = ns.lookup(&path);
         Ok(self.attr(ino, &st))
@@ -452,7 +432,6 @@ impl VeilFs {
                 ns.unlinked(&path);
             }
         }
-        self.shared.touch();
         Ok(())
     }
 
@@ -464,7 +443,6 @@ impl VeilFs {
         }
         self.volume().rmdir(&path).map_err(fail("rmdir", &path))?;
         ns.unlinked(&path);
-        self.shared.touch();
         Ok(())
     }
 
@@ -524,7 +502,6 @@ impl VeilFs {
                 .map_err(fail("rename", &from))?;
         }
         ns.renamed(&from, &to);
-        self.shared.touch();
         Ok(())
     }
 
@@ -583,7 +560,6 @@ impl VeilFs {
             .volume()
             .write(&path, offset, data)
             .map_err(fail("write", &path))?;
-        self.shared.touch();
         u32::try_from(written).map_err(|_| Errno::EIO)
     }
 
@@ -591,7 +567,7 @@ impl VeilFs {
         let mut ns = self.shared.write_ns();
         if let Some(hidden) = ns.release(ino.0) {
             match self.volume().unlink(&hidden) {
-                Ok(()) => self.shared.touch(),
+                Ok(()) => {}
                 Err(e) => {
                     errno("release", &hidden, &e);
                 }

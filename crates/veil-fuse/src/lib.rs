@@ -393,7 +393,7 @@ impl Committer {
             .name("veil-fuse-commit".to_owned())
             .spawn(move || {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                    if let Err(e) = shared.checkpoint_if_changed() {
+                    if let Err(e) = shared.checkpoint() {
                         tracing::error!(error = %e, "periodic commit of the volume failed");
                     }
                 }

@@ -33,6 +33,14 @@ pub(crate) const FORWARDED: [libc::c_int; 6] = [
     libc::SIGUSR2,
 ];
 
+/// The signals the launcher blocks and waits for: the forwarded ones and
+/// SIGCHLD.
+pub(crate) fn watched_signals() -> SignalSet {
+    let mut s = FORWARDED.to_vec();
+    s.push(libc::SIGCHLD);
+    SignalSet::of(&s)
+}
+
 /// A started program.
 #[derive(Debug)]
 pub struct Running {
@@ -298,9 +306,7 @@ pub fn spawn(plan: &ExecPlan) -> Result<Running, LaunchError> {
         err_fd: std::os::fd::AsRawFd::as_raw_fd(&err_write),
     });
 
-    let mut watched_signals = FORWARDED.to_vec();
-    watched_signals.push(libc::SIGCHLD);
-    let watched = SignalSet::of(&watched_signals);
+    let watched = watched_signals();
     let old_mask = watched
         .block()
         .map_err(|e| LaunchError::os("blocking signals", e))?;

@@ -87,9 +87,7 @@ pub fn mount_volumes(
 ) -> Result<MountedVolumes, LaunchError> {
     // The FUSE threads must not take the signals meant for the program:
     // block them first (threads inherit the mask); `supervise` waits for them.
-    let mut watched = crate::spawn::FORWARDED.to_vec();
-    watched.push(libc::SIGCHLD);
-    crate::sys::SignalSet::of(&watched)
+    crate::spawn::watched_signals()
         .block()
         .map_err(|e| LaunchError::os("blocking signals", e))?;
     crate::sys::private_mount_namespace().map_err(|e| LaunchError::Isolation {
@@ -247,6 +245,12 @@ impl MountedVolumes {
     /// CAS to hold the final tags, removes mount points it created. Returns
     /// what went wrong (nothing on a clean shutdown).
     pub fn close(mut self) -> Vec<String> {
+        self.shut_down()
+    }
+
+    /// The one shutdown path, for [`MountedVolumes::close`] and `Drop`
+    /// (which only logs); a second call finds nothing left to do.
+    fn shut_down(&mut self) -> Vec<String> {
         let mut problems = Vec::new();
         for (name, m) in self.mounts.drain(..) {
             if let Err(e) = m.unmount() {
@@ -273,17 +277,8 @@ impl MountedVolumes {
 
 impl Drop for MountedVolumes {
     fn drop(&mut self) {
-        for (_, m) in self.mounts.drain(..) {
-            drop(m);
-        }
-        if let Some(tx) = self.sender.take() {
-            let _ = tx.send(None);
-        }
-        if let Some(h) = self.committer.take() {
-            let _ = h.join();
-        }
-        for p in self.created.drain(..).rev() {
-            let _ = std::fs::remove_dir(p);
+        for problem in self.shut_down() {
+            tracing::error!(%problem, "closing the volumes");
         }
     }
 }

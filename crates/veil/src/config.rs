@@ -113,9 +113,9 @@ pub fn load_identity() -> Result<Option<veil_ca::Identity>, Failure> {
     }
 }
 
-/// A client of the CAS named by `--cas`/`VEIL_CAS`/the default pin, pinned,
-/// with the client identity when `with_identity` (required then).
-pub fn client(url: &CasUrl, with_identity: bool) -> Result<CasClient, Failure> {
+/// The CAS named by `--cas`/`VEIL_CAS`/the default pin, and its pinned
+/// certificate digest.
+fn pinned(url: &CasUrl) -> Result<(String, [u8; 32]), Failure> {
     let pins = Pins::load()?;
     let url =
         match url.url.clone().or(pins.default.clone()) {
@@ -136,6 +136,22 @@ pub fn client(url: &CasUrl, with_identity: bool) -> Result<CasClient, Failure> {
             "the pin for {url} in cas.json is not 64 hex digits"
         ))
     })?;
+    Ok((url, sha))
+}
+
+fn connect(
+    (url, sha): (String, [u8; 32]),
+    identity: Option<ClientIdentity>,
+) -> Result<CasClient, Failure> {
+    veil_client::CasClient::new(&url, Trust::Pinned(sha), identity)
+        .map_err(|e| Failure::Usage(e.to_string()))
+}
+
+/// A client of the CAS named by `--cas`/`VEIL_CAS`/the default pin, pinned,
+/// with the client identity when `with_identity` (required then).
+pub fn client(url: &CasUrl, with_identity: bool) -> Result<CasClient, Failure> {
+    // The CAS first: an unverified CAS is the first thing to fix.
+    let cas = pinned(url)?;
     let identity = if with_identity {
         let id = load_identity()?.ok_or_else(|| {
             Failure::Usage(
@@ -149,24 +165,13 @@ pub fn client(url: &CasUrl, with_identity: bool) -> Result<CasClient, Failure> {
     } else {
         None
     };
-    veil_client::CasClient::new(&url, Trust::Pinned(sha), identity)
-        .map_err(|e| Failure::Usage(e.to_string()))
+    connect(cas, identity)
 }
 
-/// A client of the CAS named by `url` (as [`client`]), presenting `identity`
-/// (the launcher's attested certificate and key).
+/// A client of the same CAS presenting `identity` (the launcher's attested
+/// certificate and key).
 pub fn client_as(url: &CasUrl, identity: ClientIdentity) -> Result<CasClient, Failure> {
-    let plain = client(url, false)?;
-    let pins = Pins::load()?;
-    let pin = pins
-        .cas
-        .get(plain.url())
-        .ok_or_else(|| Failure::Usage(format!("the CAS at {} is not verified", plain.url())))?;
-    let mut sha = [0u8; 32];
-    hex::decode_to_slice(&pin.certificate_sha256, &mut sha)
-        .map_err(|_| Failure::Usage("the pin in cas.json is not 64 hex digits".into()))?;
-    veil_client::CasClient::new(plain.url(), Trust::Pinned(sha), Some(identity))
-        .map_err(|e| Failure::Usage(e.to_string()))
+    connect(pinned(url)?, Some(identity))
 }
 
 /// A current-thread tokio runtime for one command.

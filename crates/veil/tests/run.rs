@@ -319,7 +319,6 @@ struct Ran {
     status: ExitStatus,
     out: String,
     err: String,
-    elapsed: Duration,
 }
 
 impl Ran {
@@ -344,7 +343,6 @@ struct Launch {
     proc: Proc,
     out: PathBuf,
     err: PathBuf,
-    started: Instant,
 }
 
 impl Launch {
@@ -396,7 +394,6 @@ impl Launch {
             status,
             out: self.stdout(),
             err: self.stderr(),
-            elapsed: self.started.elapsed(),
         }
     }
 }
@@ -590,14 +587,8 @@ impl World {
         cmd.stdin(Stdio::null())
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&err).unwrap());
-        let started = Instant::now();
         let proc = Proc::start(&mut cmd, "veil run");
-        Launch {
-            proc,
-            out,
-            err,
-            started,
-        }
+        Launch { proc, out, err }
     }
 
     /// Runs a launcher to its end.
@@ -1288,7 +1279,7 @@ fn an_unreachable_or_untrusted_cas_is_69() {
         "{}",
         ran.text()
     );
-    assert!(ran.elapsed < Duration::from_secs(10), "{:?}", ran.elapsed);
+    assert!(!marker.exists(), "the program ran without a grant");
 
     // The live CAS under a wrong pin is not trusted.
     let mut wrong = pins.clone();
@@ -1299,7 +1290,8 @@ fn an_unreachable_or_untrusted_cas_is_69() {
     let ran = w.run(cmd);
     assert_eq!(ran.code(), 69, "{}", ran.text());
     assert!(ran.err.contains("certificate"), "{}", ran.text());
-    assert!(ran.elapsed < Duration::from_secs(10), "{:?}", ran.elapsed);
+    // A pin mismatch is not retried: only unreachability is.
+    assert!(!ran.err.contains("attempts"), "{}", ran.text());
 
     // With the right pin it runs...
     std::fs::write(&pins_path, serde_json::to_vec(&pins).unwrap()).unwrap();
@@ -1319,7 +1311,6 @@ fn an_unreachable_or_untrusted_cas_is_69() {
         "{}",
         ran.text()
     );
-    assert!(ran.elapsed < Duration::from_secs(10), "{:?}", ran.elapsed);
     assert!(!marker.exists(), "the program ran without a grant");
 }
 
