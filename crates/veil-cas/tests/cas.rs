@@ -3,81 +3,17 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::time::Duration;
 
 use base64::Engine;
+use common::{identity, start, Cas};
 use veil_api::{AttestRequest, AttestResponse, NonceResponse, RuntimeClaims, ATTEST_DOMAIN};
 use veil_attest::{ReportData, Tee, Time};
 use veil_attest_sim::{SimPlatformKey, SimStatement};
 use veil_ca::Identity;
 use veil_client::{CasClient, ClientError, ClientIdentity, Trust};
-
-struct Cas {
-    url: String,
-    pin: [u8; 32],
-    state: PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-async fn start(state: &Path) -> Cas {
-    let config = veil_cas::ServeConfig {
-        state_dir: state.to_owned(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        dev: true,
-        trust_sim_keys: vec![],
-        nonce_ttl: Duration::from_secs(60),
-    };
-    let bound = veil_cas::bind(&config).await.unwrap();
-    let url = format!("https://{}", bound.addr);
-    let mut pin = [0u8; 32];
-    hex::decode_to_slice(bound.fingerprint.as_ref().unwrap(), &mut pin).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        bound
-            .serve(async move {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-    });
-    Cas {
-        url,
-        pin,
-        state: state.to_owned(),
-        stop: Some(tx),
-        task: Some(task),
-    }
-}
-
-impl Cas {
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
-        }
-    }
-
-    fn client(&self, id: Option<&Identity>) -> CasClient {
-        let identity = id.map(|id| ClientIdentity {
-            chain: vec![id.cert_der()],
-            key: id.key_der(),
-        });
-        CasClient::new(&self.url, Trust::Pinned(self.pin), identity).unwrap()
-    }
-
-    fn sim_key(&self) -> SimPlatformKey {
-        let pem = std::fs::read(self.state.join("sim/platform.key")).unwrap();
-        SimPlatformKey::from_pem(&pem).unwrap()
-    }
-}
-
-fn identity() -> Identity {
-    Identity::generate("test owner", Time::now()).unwrap()
-}
 
 const MEASUREMENT: [u8; 48] = [0x11; 48];
 
