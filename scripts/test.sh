@@ -15,6 +15,8 @@ needs=(
   "/usr/bin/redis-server:redis-server"
   "/usr/bin/redis-cli:redis-tools"
   "/usr/bin/memcached:memcached"
+  "/usr/bin/redis-benchmark:redis-tools"
+  "/usr/bin/tcpdump:tcpdump"
 )
 missing=()
 for pair in "${needs[@]}"; do

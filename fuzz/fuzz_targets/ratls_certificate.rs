@@ -1,4 +1,5 @@
-//! Whole RA-TLS certificates (DER and PEM) and the quote inspection they use.
+//! Whole RA-TLS certificates (DER and PEM) and the evidence inspection they
+//! use (quotes, and SNP reports, Nitro documents, sim evidence under Veil tags).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -8,4 +9,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = veil_ratls::parse_ratls_pem(data);
     let _ = veil_ratls::inspect_quote(data);
+    for tag in veil_ratls::SUPPORTED_TAGS {
+        let _ = veil_ratls::inspect_evidence(tag, data);
+    }
 });

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256, Sha512};
+use sha2::{Digest, Sha256};
 use veil_attest::{ReportData, Tee};
 use zeroize::Zeroizing;
 
@@ -67,20 +67,89 @@ pub fn runtime_claims_digest(claims: &RuntimeClaims) -> [u8; 32] {
     Sha256::digest(json).into()
 }
 
-/// Report data = SHA-512(domain || nonce || SPKI(K) || digest(runtime claims)),
-/// each field length-prefixed (u32 big-endian) so no two inputs collide.
+/// Claims-buffer key: the CAS's nonce (byte string).
+pub const RATLS_CLAIM_NONCE: &str = "nonce";
+/// Claims-buffer key: `[1 (sha-256), SHA-256(SPKI DER)]`, CBOR in a byte
+/// string (Interoperable RA-TLS `pubkey-hash`).
+pub const RATLS_CLAIM_PUBKEY_HASH: &str = "pubkey-hash";
+/// Claims-buffer key: the digest of the runtime claims (byte string, 32).
+pub const RATLS_CLAIM_VEIL_CLAIMS: &str = "veil-claims";
+/// Claims-buffer key: the domain separator (text string).
+pub const RATLS_CLAIM_VEIL_DOMAIN: &str = "veil-domain";
+
+/// The claims buffer the report data binds (attestation spec §4.1, binding
+/// version 2): the deterministically encoded (RFC 8949 §4.2.1) CBOR map
+///
+/// ```text
+/// { "nonce":       bstr(nonce),
+///   "pubkey-hash": bstr(CBOR [1, bstr(SHA-256(spki_der))]),
+///   "veil-claims": bstr(claims_digest),
+///   "veil-domain": tstr(domain) }
+/// ```
+///
+/// (keys in that order: shorter encodings first, then bytewise). It is an
+/// Interoperable RA-TLS claims buffer: a certificate for `spki_der` that
+/// carries the evidence and this buffer under OID 2.23.133.5.4.9 is valid
+/// RA-TLS. The domains are ASCII; a domain that is not UTF-8 would be
+/// encoded as a byte string (still injective: a different CBOR type).
+pub fn ratls_claims_buffer(
+    domain: &[u8],
+    nonce: &[u8],
+    spki_der: &[u8],
+    claims_digest: &[u8; 32],
+) -> Vec<u8> {
+    use ciborium::Value;
+    let pubkey_hash = cbor(&Value::Array(vec![
+        Value::Integer(1.into()),
+        Value::Bytes(Sha256::digest(spki_der).to_vec()),
+    ]));
+    let domain = match std::str::from_utf8(domain) {
+        Ok(text) => Value::Text(text.to_owned()),
+        Err(_) => Value::Bytes(domain.to_vec()),
+    };
+    // RFC 8949 §4.2.1: keys sorted by their encoding; "nonce" (5 bytes)
+    // first, then the three 11-byte keys in byte order.
+    cbor(&Value::Map(vec![
+        (
+            Value::Text(RATLS_CLAIM_NONCE.into()),
+            Value::Bytes(nonce.to_vec()),
+        ),
+        (
+            Value::Text(RATLS_CLAIM_PUBKEY_HASH.into()),
+            Value::Bytes(pubkey_hash),
+        ),
+        (
+            Value::Text(RATLS_CLAIM_VEIL_CLAIMS.into()),
+            Value::Bytes(claims_digest.to_vec()),
+        ),
+        (Value::Text(RATLS_CLAIM_VEIL_DOMAIN.into()), domain),
+    ]))
+}
+
+/// CBOR of `v`; ciborium writes heads in their shortest form, as
+/// deterministic encoding requires.
+fn cbor(v: &ciborium::Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Writing integers, byte and text strings, arrays and maps into a Vec
+    // cannot fail (the writer is infallible; no serde custom errors).
+    #[allow(clippy::expect_used)]
+    ciborium::ser::into_writer(v, &mut out).expect("CBOR encoding into a Vec");
+    out
+}
+
+/// Report data, binding version 2 (attestation spec §4.1):
+/// SHA-256([`ratls_claims_buffer`]) followed by 32 zero bytes, so the same
+/// evidence also binds the key the Interoperable RA-TLS way.
 pub fn report_data(
     domain: &[u8],
     nonce: &[u8],
     spki_der: &[u8],
     claims_digest: &[u8; 32],
 ) -> ReportData {
-    let mut h = Sha512::new();
-    for part in [domain, nonce, spki_der, &claims_digest[..]] {
-        h.update((part.len() as u32).to_be_bytes());
-        h.update(part);
-    }
-    ReportData(h.finalize().into())
+    let buffer = ratls_claims_buffer(domain, nonce, spki_der, claims_digest);
+    let mut out = [0u8; 64];
+    out[..32].copy_from_slice(&Sha256::digest(buffer));
+    ReportData(out)
 }
 
 /// `GET /v1/nonce`, or `GET /v1/nonce?session=NS/NAME&service=SVC` (see
@@ -217,6 +286,9 @@ pub struct WireVolume {
     /// cleared it). The launcher's `volume:<name>` claim was checked
     /// against it.
     pub tag: Option<String>,
+    /// Mount read-only (policy `read_only: true`); absent: read-write.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
 }
 
 impl fmt::Debug for WireVolume {
@@ -227,6 +299,7 @@ impl fmt::Debug for WireVolume {
             .field("mode", &self.mode)
             .field("key", &format_args!("<redacted>"))
             .field("tag", &self.tag)
+            .field("read_only", &self.read_only)
             .finish()
     }
 }
@@ -258,6 +331,10 @@ pub struct AttestResponse {
     /// freshness tags the CAS holds. Absent from the JSON when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<WireVolume>,
+    /// The service's TLS tunnels (policy `network`), with the CA
+    /// certificates of the peer sessions they name. Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network: Vec<WireTunnel>,
     /// The audit sequence number of the grant.
     pub audit_seq: u64,
 }
@@ -271,8 +348,92 @@ impl fmt::Debug for AttestResponse {
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("files", &self.files)
             .field("volumes", &self.volumes)
+            .field("network", &self.network)
             .field("audit_seq", &self.audit_seq)
             .finish_non_exhaustive()
+    }
+}
+
+/// One TLS tunnel of the network shield, released with a grant
+/// (`docs/spec/attestation.md` 4.6).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "direction", rename_all = "lowercase")]
+pub enum WireTunnel {
+    /// Terminate TLS on `listen`, forward plaintext to the program at `to`.
+    Inbound {
+        /// `host:port` to listen on.
+        listen: String,
+        /// `host:port` of the program.
+        to: String,
+        /// The certificate to present, when the policy names an x509
+        /// secret; absent: the launcher's attested certificate.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tls: Option<WireTlsIdentity>,
+        /// Who may connect; absent: anyone (policy `client_auth: none`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_auth: Option<WirePeer>,
+        /// ALPN protocols offered; absent: none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        alpn: Vec<String>,
+    },
+    /// Accept plaintext from the program on `connect`, forward it over TLS
+    /// to `remote`.
+    Outbound {
+        /// `host:port` the program connects to.
+        connect: String,
+        /// `host:port` of the peer.
+        remote: String,
+        /// The client certificate to present, when the policy names an x509
+        /// secret; absent: the launcher's attested certificate.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tls: Option<WireTlsIdentity>,
+        /// What the peer must be.
+        peer: WirePeer,
+        /// ALPN protocols asked for; absent: none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        alpn: Vec<String>,
+        /// SNI to send; absent: the host of `remote`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server_name: Option<String>,
+    },
+}
+
+/// What the other end of a tunnel must be.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WirePeer {
+    /// The CA certificate (PEM) of the peer's session: the peer's attested
+    /// certificate must chain to it.
+    pub ca: String,
+    /// The session the peer's certificate must name.
+    pub session: String,
+    /// The service it must name, if pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The measurement it must carry (lower-case hex), if pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measurement: Option<String>,
+}
+
+/// A certificate chain and its private key from an x509 policy secret.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireTlsIdentity {
+    /// The certificate, then its issuer (PEM).
+    pub certificate: String,
+    /// The private key (PKCS#8 PEM). Secret.
+    pub key: Zeroizing<String>,
+}
+
+impl fmt::Debug for WireTlsIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WireTlsIdentity")
+            .field(
+                "certificate",
+                &format_args!("<{} bytes>", self.certificate.len()),
+            )
+            .field("key", &format_args!("<redacted>"))
+            .finish()
     }
 }
 
@@ -436,7 +597,46 @@ mod tests {
         assert_ne!(base, report_data(ATTEST_DOMAIN, b"nonc", b"ekey", &d));
         assert_ne!(base, report_data(ATTEST_DOMAIN, b"nonce", b"key", &[2; 32]));
         assert_eq!(base, report_data(ATTEST_DOMAIN, b"nonce", b"key", &d));
+        assert_ne!(base, report_data(ATTEST_DOMAIN, b"nonce", b"kez", &d));
+        assert_ne!(base, report_data(ATTEST_DOMAIN, b"", b"noncekey", &d));
+        // Binding version 2: SHA-256 of the claims buffer, then zeros.
+        let buffer = ratls_claims_buffer(ATTEST_DOMAIN, b"nonce", b"key", &d);
+        assert_eq!(base.0[..32], Sha256::digest(&buffer)[..]);
+        assert_eq!(base.0[32..], [0u8; 32]);
     }
+
+    /// Fixed inputs, fixed claims buffer and report data (attestation spec
+    /// §4.1, binding version 2). A change here breaks every launcher and
+    /// CAS of the other version: bump the binding's version instead.
+    #[test]
+    fn report_data_v2_test_vector() {
+        let nonce = [0x11u8; 32];
+        let spki = b"spki";
+        let digest = [0x22u8; 32];
+        let buffer = ratls_claims_buffer(ATTEST_DOMAIN, &nonce, spki, &digest);
+        let spki_sha256 = hex::encode(Sha256::digest(spki));
+        let expected_buffer = format!(
+            "a4\
+             656e6f6e6365 5820{nonce}\
+             6b7075626b65792d68617368 5824 8201 5820{spki_sha256}\
+             6b7665696c2d636c61696d73 5820{digest}\
+             6b7665696c2d646f6d61696e 6e{domain}",
+            nonce = "11".repeat(32),
+            digest = "22".repeat(32),
+            domain = hex::encode(ATTEST_DOMAIN),
+        )
+        .replace(' ', "");
+        assert_eq!(hex::encode(&buffer), expected_buffer);
+        assert_eq!(
+            report_data(ATTEST_DOMAIN, &nonce, spki, &digest).to_hex(),
+            REPORT_DATA_V2_VECTOR
+        );
+    }
+
+    const REPORT_DATA_V2_VECTOR: &str = concat!(
+        "62b6e5c0ac99a6230c0b6557e87f1431155a40bce6cfe00ab39951d9f95f28dc",
+        "0000000000000000000000000000000000000000000000000000000000000000"
+    );
 
     #[test]
     fn runtime_claims_digest_is_order_independent_and_zero_when_empty() {
@@ -476,7 +676,9 @@ mod tests {
                 mode: VolumeMode::Encrypted,
                 key: Zeroizing::new("canary-key-b64".into()),
                 tag: Some("ab".repeat(32)),
+                read_only: false,
             }],
+            network: vec![],
             audit_seq: 1,
         };
         let shown = format!("{r:?}");
@@ -494,6 +696,7 @@ mod tests {
             mode: VolumeMode::Integrity,
             key: Zeroizing::new("AAAA".into()),
             tag: None,
+            read_only: false,
         };
         assert_eq!(
             serde_json::to_string(&v).unwrap(),

@@ -125,7 +125,43 @@ pub fn issue_attested_cert(
     not_before: Time,
     not_after: Time,
 ) -> Result<Vec<u8>, CaError> {
+    issue_attested_cert_with_evidence(ca, spki_der, subject, not_before, not_after, None)
+}
+
+/// OID of the TCG DICE tagged-evidence extension, which carries evidence in
+/// the Interoperable RA-TLS form.
+pub const RATLS_EXT_OID: &str = "2.23.133.5.4.9";
+
+/// Arcs of [`RATLS_EXT_OID`].
+const RATLS_EXT_ARCS: [u64; 6] = [2, 23, 133, 5, 4, 9];
+
+/// Largest RA-TLS extension value written (the RA-TLS parser's limit).
+pub const MAX_RATLS_EXTENSION_LEN: usize = 64 * 1024;
+
+/// [`issue_attested_cert`], and when `ratls` is given, also the
+/// non-critical extension [`RATLS_EXT_OID`] (2.23.133.5.4.9) with `ratls`
+/// as its value: the evidence the launcher attested with, in the
+/// Interoperable RA-TLS form (`veil_ratls::encode_extension`), so that a
+/// peer that does not trust the CA can verify the evidence itself. The
+/// value is written as given (at most [`MAX_RATLS_EXTENSION_LEN`] bytes,
+/// else [`CaError::Build`]); this function does not look inside it.
+pub fn issue_attested_cert_with_evidence(
+    ca: &CaIdentity,
+    spki_der: &[u8],
+    subject: &AttestedSubject,
+    not_before: Time,
+    not_after: Time,
+    ratls: Option<&[u8]>,
+) -> Result<Vec<u8>, CaError> {
     check_subject(subject)?;
+    if let Some(value) = ratls {
+        if value.is_empty() || value.len() > MAX_RATLS_EXTENSION_LEN {
+            return Err(CaError::Build(format!(
+                "RA-TLS extension value of {} bytes; expected 1..={MAX_RATLS_EXTENSION_LEN}",
+                value.len()
+            )));
+        }
+    }
     let public_key = spki_public_key(spki_der)?;
     let mut params = base_params(&subject.service, not_before, not_after)?;
     let mut dn = DistinguishedName::new();
@@ -143,6 +179,11 @@ pub fn issue_attested_cert(
     let mut ext = CustomExtension::from_oid_content(&PLACEHOLDER_ARCS, content);
     ext.set_criticality(false);
     params.custom_extensions = vec![ext];
+    if let Some(value) = ratls {
+        let mut ratls_ext = CustomExtension::from_oid_content(&RATLS_EXT_ARCS, value.to_vec());
+        ratls_ext.set_criticality(false);
+        params.custom_extensions.push(ratls_ext);
+    }
 
     let placeholder = oid_tlv(&PLACEHOLDER_ARCS.map(u128::from));
     let real = ext_oid_tlv();
@@ -168,6 +209,17 @@ pub fn issue_attested_cert(
     if back.subject != *subject || back.spki != spki_der {
         return Err(CaError::Build(
             "issued certificate does not read back as written".into(),
+        ));
+    }
+    let ratls_back: Vec<&[u8]> = cert
+        .extensions()
+        .iter()
+        .filter(|e| e.oid.to_id_string() == RATLS_EXT_OID)
+        .map(|e| e.value)
+        .collect();
+    if ratls_back != ratls.into_iter().collect::<Vec<_>>() {
+        return Err(CaError::Build(
+            "issued certificate's RA-TLS extension does not read back as written".into(),
         ));
     }
     Ok(der)

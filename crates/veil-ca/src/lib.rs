@@ -19,6 +19,9 @@
 //!   Veil attestation extension ([`VEIL_ATTESTATION_EXT_OID`]) naming
 //!   session, service, TEE and measurement; [`parse_attested_cert`] and
 //!   [`verify_attested_cert`] read it back for peer checks.
+//!   [`issue_attested_cert_with_evidence`] adds the launcher's evidence in
+//!   the Interoperable RA-TLS form ([`RATLS_EXT_OID`], value built by
+//!   `veil-ratls`).
 //! * [`verify_chain`]: one-level check that a leaf was issued by a CA and
 //!   both are valid at a time.
 //!
@@ -51,10 +54,10 @@ mod util;
 mod verify;
 
 pub use attested::{
-    encode_extension, issue_attested_cert, parse_attested_cert, parse_extension,
-    verify_attested_cert, AttestedCert, AttestedSubject, EXTENSION_VERSION, MAX_EXTENSION_LEN,
-    MAX_MEASUREMENT_LEN, VEIL_ATTESTATION_EXT_OID, VEIL_ATTESTATION_EXT_OID_DER,
-    VEIL_ATTESTATION_EXT_UUID,
+    encode_extension, issue_attested_cert, issue_attested_cert_with_evidence, parse_attested_cert,
+    parse_extension, verify_attested_cert, AttestedCert, AttestedSubject, EXTENSION_VERSION,
+    MAX_EXTENSION_LEN, MAX_MEASUREMENT_LEN, MAX_RATLS_EXTENSION_LEN, RATLS_EXT_OID,
+    VEIL_ATTESTATION_EXT_OID, VEIL_ATTESTATION_EXT_OID_DER, VEIL_ATTESTATION_EXT_UUID,
 };
 pub use error::CaError;
 pub use fingerprint::{Fingerprint, FingerprintParseError};

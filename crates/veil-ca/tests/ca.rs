@@ -600,3 +600,44 @@ fn x509_ca_secret_issued_by_another_ca_is_an_intermediate() {
     };
     assert!(generate(&bad, &NoCa, NOW).is_err());
 }
+
+#[test]
+fn attested_cert_carries_the_ratls_extension_when_given() {
+    let ca = session_ca();
+    let (_kp, spki) = launcher_key();
+    let na = Time::from_unix(NOW.unix() + DAY);
+    // Large values (an SGX quote with its certificates is ~5 KB) fit.
+    for value in [vec![0xd9, 0xea, 0x6c, 0x82, 0x40, 0x40], vec![0x5a; 9000]] {
+        let der = issue_attested_cert_with_evidence(&ca, &spki, &subject(), NOW, na, Some(&value))
+            .unwrap();
+        verify_attested_cert(&der, ca.cert_der(), NOW).unwrap();
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        let ratls: Vec<_> = cert
+            .extensions()
+            .iter()
+            .filter(|e| e.oid.to_id_string() == RATLS_EXT_OID)
+            .collect();
+        assert_eq!(ratls.len(), 1);
+        assert!(!ratls[0].critical);
+        assert_eq!(ratls[0].value, value.as_slice());
+        // Still a Veil attested certificate.
+        assert_eq!(parse_attested_cert(&der).unwrap().subject, subject());
+    }
+    // Without: no such extension, exactly as issue_attested_cert.
+    for der in [
+        issue_attested_cert_with_evidence(&ca, &spki, &subject(), NOW, na, None).unwrap(),
+        issue_attested_cert(&ca, &spki, &subject(), NOW, na).unwrap(),
+    ] {
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        assert!(cert
+            .extensions()
+            .iter()
+            .all(|e| e.oid.to_id_string() != RATLS_EXT_OID));
+    }
+    for bad in [vec![], vec![0; MAX_RATLS_EXTENSION_LEN + 1]] {
+        assert!(matches!(
+            issue_attested_cert_with_evidence(&ca, &spki, &subject(), NOW, na, Some(&bad)),
+            Err(CaError::Build(_))
+        ));
+    }
+}

@@ -248,6 +248,7 @@ fn main() {
         dev: true,
         trust_sim_keys: vec![],
         nonce_ttl: Duration::from_secs(60),
+        launcher_cert_validity: veil_cas::LAUNCHER_CERT_VALIDITY,
     };
 
     // The CAS, on its own runtime (as in its own process).

@@ -508,6 +508,14 @@ mod tests {
                 mode: veil_api::VolumeMode::Encrypted,
                 key: Zeroizing::new(String::new()),
                 tag: None,
+                read_only: true,
+            }],
+            network: vec![veil_api::WireTunnel::Inbound {
+                listen: "0.0.0.0:1".into(),
+                to: "127.0.0.1:2".into(),
+                tls: None,
+                client_auth: None,
+                alpn: vec![],
             }],
             audit_seq: 1,
         };
@@ -522,10 +530,13 @@ mod tests {
         );
         let (vprops, vrequired) = schema_keys(&spec, "WireVolume");
         assert_eq!(keys_of(&full["volumes"][0]), vprops);
-        assert_eq!(keys_of(&full["volumes"][0]), vrequired);
+        let mut rw = full["volumes"][0].clone();
+        rw.as_object_mut().unwrap().remove("read_only");
+        assert_eq!(keys_of(&rw), vrequired);
         let bare = serde_json::to_value(veil_api::AttestResponse {
             host_env: vec![],
             volumes: vec![],
+            network: vec![],
             ..attest
         })
         .unwrap();

@@ -16,9 +16,6 @@ use crate::nonce::NonceError;
 use crate::sessions::{secret_key, StoredSecret};
 use crate::state::{Active, Cas};
 
-/// Launcher certificates live this long; a launcher attests again to renew.
-const CERT_VALIDITY_SECS: u64 = 24 * 3600;
-
 fn b64(what: &str, s: &str) -> Result<Vec<u8>, ApiError> {
     base64::engine::general_purpose::STANDARD
         .decode(s.trim())
@@ -223,6 +220,12 @@ impl Cas {
             )
         })?;
         let volumes = crate::volumes::release(service, &source, &held)?;
+        let network = match crate::network::release(self, &active, service, &source)? {
+            Ok(n) => n,
+            Err(crate::network::UnknownPeer(message)) => {
+                return Ok(Err(deny("network_peer_unknown", message)))
+            }
+        };
         let subject = AttestedSubject {
             session: req.session.clone(),
             service: req.service.clone(),
@@ -231,12 +234,43 @@ impl Cas {
             dns: service.dns.clone(),
             ips: service.ips.clone(),
         };
-        let cert = veil_ca::issue_attested_cert(
+        // The same evidence in the Interoperable RA-TLS form (attestation
+        // spec 3.6), with the claims buffer its report data binds (4.1), for
+        // peers that verify the evidence themselves. Written only when it
+        // reads back binding what was verified (e.g. not for an SNP report
+        // sent as hex text, which the extension does not carry).
+        let ratls = veil_ratls::tag_for_tee(claims.tee).and_then(|tag| {
+            let claims_buffer = veil_api::ratls_claims_buffer(
+                ATTEST_DOMAIN,
+                &nonce,
+                &spki,
+                &veil_api::runtime_claims_digest(&req.runtime_claims),
+            );
+            // Decoded once already above; empty never reads back.
+            let evidence = b64("evidence", &req.evidence).unwrap_or_default();
+            let value = veil_ratls::encode_extension(tag, &evidence, &claims_buffer);
+            let binds = veil_ratls::parse_extension(&value)
+                .and_then(|p| veil_ratls::inspect_evidence(tag, &p.evidence))
+                .is_ok_and(|(_, found)| found == claims.report_data);
+            if !binds || value.len() > veil_ca::MAX_RATLS_EXTENSION_LEN {
+                tracing::warn!(
+                    tee = %claims.tee,
+                    "launcher certificate issued without the RA-TLS evidence extension: the evidence as sent does not read back in its RA-TLS form"
+                );
+                return None;
+            }
+            Some(value)
+        });
+        let cert = veil_ca::issue_attested_cert_with_evidence(
             &active.ca,
             &spki,
             &subject,
             Time::from_unix(now.unix().saturating_sub(300)),
-            Time::from_unix(now.unix().saturating_add(CERT_VALIDITY_SECS)),
+            Time::from_unix(
+                now.unix()
+                    .saturating_add(self.launcher_cert_validity.as_secs()),
+            ),
+            ratls.as_deref(),
         )
         .map_err(|e| {
             ApiError::bad_request(
@@ -289,6 +323,7 @@ impl Cas {
                 })
                 .collect(),
             volumes,
+            network,
             audit_seq: seq,
         }))
     }

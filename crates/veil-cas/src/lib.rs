@@ -19,6 +19,7 @@ pub mod api;
 mod attest;
 mod error;
 pub mod metrics;
+mod network;
 pub mod nonce;
 pub mod sealed;
 mod sessions;
@@ -30,7 +31,7 @@ use std::sync::Arc;
 
 pub use error::ApiError;
 pub use sessions::ApplyOutcome;
-pub use state::{Cas, Opened, ServeConfig, StartError};
+pub use state::{Cas, Opened, ServeConfig, StartError, LAUNCHER_CERT_VALIDITY};
 
 /// A CAS listening on a socket.
 #[derive(Debug)]

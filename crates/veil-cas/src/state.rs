@@ -29,7 +29,13 @@ pub struct ServeConfig {
     pub trust_sim_keys: Vec<[u8; 32]>,
     /// Nonce lifetime.
     pub nonce_ttl: Duration,
+    /// How long a launcher's certificate is valid after attestation; a
+    /// launcher renews it by attesting again before it expires.
+    pub launcher_cert_validity: Duration,
 }
+
+/// The default of [`ServeConfig::launcher_cert_validity`]: 24 hours.
+pub const LAUNCHER_CERT_VALIDITY: Duration = Duration::from_secs(24 * 3600);
 
 /// Why the CAS cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +91,7 @@ pub struct Cas {
     pub(crate) ca: CaIdentity,
     pub(crate) registry: Registry,
     pub(crate) nonces: Nonces,
+    pub(crate) launcher_cert_validity: Duration,
     pub(crate) metrics: Metrics,
     pub(crate) evidence: Box<dyn EvidenceProvider>,
     pub(crate) sim_key: Option<[u8; 32]>,
@@ -187,6 +194,7 @@ impl Cas {
             ca,
             registry,
             nonces: Nonces::new(config.nonce_ttl, 100_000),
+            launcher_cert_validity: config.launcher_cert_validity,
             metrics: Metrics::default(),
             evidence,
             sim_key,

@@ -189,6 +189,7 @@ pub(crate) fn release(
             },
             key: Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&*value)),
             tag: held.get(&v.name).cloned(),
+            read_only: v.read_only,
         });
     }
     Ok(out)

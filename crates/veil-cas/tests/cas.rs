@@ -538,6 +538,7 @@ async fn a_cas_without_its_key_starts_sealed_and_k_shares_unseal_it() {
         dev: true,
         trust_sim_keys: vec![],
         nonce_ttl: Duration::from_secs(60),
+        launcher_cert_validity: veil_cas::LAUNCHER_CERT_VALIDITY,
     };
     let bound = veil_cas::bind(&config).await.unwrap();
     assert!(bound.is_sealed());

@@ -14,6 +14,7 @@ use crate::measure::{
     launcher_measurement, measure_program, resolve_program, sim_launch_measurement,
     ProgramMeasurement,
 };
+use crate::network::ReleasedTunnel;
 use crate::volumes::{volume_claim_value, volume_dir, ReleasedVolume};
 use crate::{LaunchError, SecretBuf};
 
@@ -95,6 +96,8 @@ pub struct Released {
     pub files: Vec<ReleasedFile>,
     /// Protected volumes to mount.
     pub volumes: Vec<ReleasedVolume>,
+    /// The network shield's tunnels.
+    pub network: Vec<ReleasedTunnel>,
     /// The audit sequence number of the grant.
     pub audit_seq: u64,
 }
@@ -374,8 +377,15 @@ fn into_released(
             key: secret(&key)?,
             tag: v.tag.clone(),
             dir: volume_dir(&opts.volumes_dir, &opts.session, &opts.service, &v.name),
+            read_only: v.read_only,
         });
     }
+    let network = r
+        .network
+        .iter()
+        .enumerate()
+        .map(|(i, t)| ReleasedTunnel::from_wire(i, t))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Released {
         program,
         tee,
@@ -388,6 +398,7 @@ fn into_released(
         host_env: r.host_env.clone(),
         files,
         volumes,
+        network,
         audit_seq: r.audit_seq,
     })
 }

@@ -78,6 +78,10 @@ pub enum LaunchError {
     /// A protected volume cannot be opened, made or mounted.
     #[error("{0}")]
     Volume(String),
+    /// The network shield cannot start a tunnel (an address in use, a name
+    /// that does not resolve, an unusable certificate).
+    #[error("network shield: {0}")]
+    Network(String),
     /// Waiting for the program failed.
     #[error("lost track of the program: {0}")]
     Supervise(std::io::Error),

@@ -11,7 +11,10 @@
 //! 3. [`spawn`]: start the program in a private mount namespace in which the
 //!    released files sit on a tmpfs (noswap), bind-mounted over their declared
 //!    paths; nothing is written to disk in clear.
-//! 4. [`supervise`]: forward signals, wait, report how the program ended.
+//! 4. [`start_network`]: the policy's TLS tunnels (network shield), bound
+//!    before the program starts, presenting the attested certificate and
+//!    renewing it by attesting again before it expires.
+//! 5. [`supervise`]: forward signals, wait, report how the program ended.
 //!
 //! Secrets are held in [`SecretBuf`]s (anonymous memory marked
 //! `MADV_DONTDUMP`, locked where allowed, zeroized on drop) and never logged.
@@ -23,6 +26,7 @@
 mod attest;
 mod error;
 mod measure;
+mod network;
 mod plan;
 mod secret;
 mod spawn;
@@ -36,9 +40,12 @@ pub use measure::{
     interpreter_of, launcher_measurement, measure_program, resolve_program, sim_launch_measurement,
     ProgramMeasurement,
 };
+pub use network::{
+    attested_source, start_network, NetworkShield, ReleasedTunnel, Renewal, TunnelIdentity,
+};
 pub use plan::ExecPlan;
 pub use secret::SecretBuf;
 pub use spawn::{spawn, Running};
 pub use supervise::{supervise, Outcome};
 pub use sys::harden;
-pub use volumes::{mount_volumes, volume_dir, MountedVolumes, ReleasedVolume};
+pub use volumes::{mount_volumes, volume_dir, MountedVolumes, ReleasedVolume, SharedClient};

@@ -176,6 +176,7 @@ mod tests {
             host_env: vec!["TERM".into(), "PATH".into()],
             files: vec![],
             volumes: vec![],
+            network: vec![],
             audit_seq: 1,
         }
     }

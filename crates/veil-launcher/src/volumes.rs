@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use veil_api::{VolumeCommit, VolumeCommitted, VOLUME_COMMIT_PATH};
 use veil_client::CasClient;
@@ -29,6 +29,8 @@ pub struct ReleasedVolume {
     pub tag: Option<String>,
     /// Its directory on the host.
     pub dir: PathBuf,
+    /// Mounted read-only; never created by the launcher.
+    pub read_only: bool,
 }
 
 /// Where volume `name` of `service` in `session` lives under `base`.
@@ -48,6 +50,10 @@ pub fn volume_claim_value(dir: &Path) -> Result<String, LaunchError> {
         ))),
     }
 }
+
+/// The CAS client the committer uses, replaceable: when the launcher renews
+/// its attested certificate, it swaps in a client presenting the new one.
+pub type SharedClient = Arc<Mutex<CasClient>>;
 
 /// One commit to send (volume index and new tag), or `None`: the volumes
 /// are unmounted, send what is pending and stop.
@@ -78,12 +84,13 @@ impl std::fmt::Debug for MountedVolumes {
 /// a private mount namespace first.
 ///
 /// `client` is a CAS client presenting the launcher's attested certificate;
-/// tags are committed through it on a thread of its own.
+/// tags are committed through it on a thread of its own (each batch takes
+/// the client current then, so a renewed certificate is used).
 pub fn mount_volumes(
     volumes: Vec<ReleasedVolume>,
     session: &str,
     service: &str,
-    client: CasClient,
+    client: SharedClient,
 ) -> Result<MountedVolumes, LaunchError> {
     // The FUSE threads must not take the signals meant for the program:
     // block them first (threads inherit the mask); `supervise` waits for them.
@@ -108,6 +115,13 @@ pub fn mount_volumes(
         let fresh = Volume::tag_on_disk(&v.dir)
             .map_err(|e| LaunchError::Volume(format!("volume {}: {e}", v.name)))?
             .is_none();
+        if fresh && v.read_only {
+            return Err(LaunchError::Volume(format!(
+                "volume {} is read-only but there is none in {}: it must be made by its owner (e.g. `veil fs encrypt`) and placed there",
+                v.name,
+                v.dir.display()
+            )));
+        }
         let volume = if fresh {
             std::fs::create_dir_all(&v.dir)
                 .map_err(|e| LaunchError::os(format!("creating {}", v.dir.display()), e))?;
@@ -148,7 +162,8 @@ pub fn mount_volumes(
                 v.path.display()
             )));
         }
-        let options = veil_fuse::MountOptions::default();
+        let mut options = veil_fuse::MountOptions::default();
+        options.read_only = v.read_only;
         let mounted = veil_fuse::mount(volume, &v.path, &options).map_err(|e| {
             LaunchError::Volume(format!(
                 "mounting volume {} at {}: {e}",
@@ -177,7 +192,7 @@ pub fn mount_volumes(
 /// Sends each volume's newest tag to the CAS, coalescing bursts; returns
 /// the failures it could not resolve.
 fn commit_loop(
-    client: CasClient,
+    shared: SharedClient,
     rx: mpsc::Receiver<Commit>,
     session: String,
     service: String,
@@ -208,6 +223,10 @@ fn commit_loop(
         while let Ok(m) = rx.try_recv() {
             take(m, &mut done);
         }
+        let client = shared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         for (i, tag) in latest.into_iter().enumerate() {
             let Some(tag) = tag else { continue };
             let tag = hex::encode(tag);

@@ -673,6 +673,10 @@ pub struct Volume {
     pub mode: VolumeMode,
     /// The aes-256 (or imported) secret that keys it.
     pub key: String,
+    /// Mounted read-only: the program cannot change it, and the launcher
+    /// never creates it (it must exist, e.g. made by a data owner).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
 }
 
 /// Who may connect to an inbound TLS tunnel.
@@ -722,10 +726,16 @@ pub enum NetworkRule {
         listen: String,
         /// `host:port` of the app.
         to: String,
-        /// x509 secret presented to clients.
-        tls: String,
+        /// x509 secret presented to clients; when absent, the certificate
+        /// the CAS issued to the attested launcher (with the attestation
+        /// extension, so Veil peers can check what runs).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls: Option<String>,
         /// Client authentication.
         client_auth: ClientAuth,
+        /// ALPN protocols offered, in order of preference (empty: no ALPN).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        alpn: Vec<String>,
     },
     /// Accept plain TCP on `connect` and forward it over TLS to `remote`.
     Outbound {
@@ -733,11 +743,18 @@ pub enum NetworkRule {
         connect: String,
         /// `host:port` of the peer.
         remote: String,
-        /// x509 secret presented to the peer, if any.
+        /// x509 secret presented to the peer; when absent, the launcher's
+        /// attested certificate.
         #[serde(skip_serializing_if = "Option::is_none")]
         tls: Option<String>,
         /// What the peer must be.
         peer: Peer,
+        /// ALPN protocols asked for (empty: no ALPN).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        alpn: Vec<String>,
+        /// The name sent as SNI; default: the host of `remote`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        server_name: Option<String>,
     },
 }
 

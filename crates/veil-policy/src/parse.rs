@@ -710,6 +710,26 @@ fn dns_list(at: At<'_>) -> Result<Vec<String>, PolicyError> {
     Ok(dns)
 }
 
+/// ALPN protocol names: 1 to 255 bytes of printable ASCII each, no repeats.
+fn alpn_list(at: At<'_>) -> Result<Vec<String>, PolicyError> {
+    let mut out: Vec<String> = Vec::new();
+    for (ip, item) in at.seq()? {
+        let a = At::new(item, &ip);
+        let s = a.str()?;
+        if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(value_err(
+                a,
+                format!("ALPN protocol {s:?} must be 1 to 255 printable ASCII characters, e.g. h2 or http/1.1"),
+            ));
+        }
+        if out.iter().any(|o| o == s) {
+            return Err(value_err(a, format!("ALPN protocol {s:?} is listed twice")));
+        }
+        out.push(s.to_owned());
+    }
+    Ok(out)
+}
+
 /// A list of IP addresses (subject alternative names).
 fn ip_list(at: At<'_>) -> Result<Vec<IpAddr>, PolicyError> {
     let mut ips = Vec::new();
@@ -794,12 +814,17 @@ fn volume(at: At<'_>, table: &HashMap<&str, &SecretKind>) -> Result<Volume, Poli
         |k| matches!(k, SecretKind::Aes256),
         "an aes-256 secret",
     )?;
+    let read_only = match f.opt("read_only") {
+        Some((p, n)) => At::new(n, &p).bool()?,
+        None => false,
+    };
     f.finish()?;
     Ok(Volume {
         name,
         path,
         mode,
         key,
+        read_only,
     })
 }
 
@@ -844,8 +869,15 @@ fn network_rule(
         let listen = endpoint(At::new(n, &p))?;
         let (p, n) = f.req("to")?;
         let to = endpoint(At::new(n, &p))?;
-        let (p, n) = f.req("tls")?;
-        let tls = secret_of_kind(At::new(n, &p), table, is_x509, "an x509 secret")?;
+        let tls = match f.opt("tls") {
+            Some((p, n)) => Some(secret_of_kind(
+                At::new(n, &p),
+                table,
+                is_x509,
+                "an x509 secret",
+            )?),
+            None => None,
+        };
         let client_auth = match f.opt("client_auth") {
             Some((p, n)) => {
                 let a = At::new(n, &p);
@@ -859,11 +891,16 @@ fn network_rule(
             }
             None => ClientAuth::Session,
         };
+        let alpn = match f.opt("alpn") {
+            Some((p, n)) => alpn_list(At::new(n, &p))?,
+            None => Vec::new(),
+        };
         NetworkRule::Inbound {
             listen,
             to,
             tls,
             client_auth,
+            alpn,
         }
     } else if f.has("connect") {
         let (p, n) = f.req("connect")?;
@@ -902,6 +939,24 @@ fn network_rule(
             None => None,
         };
         pf.finish()?;
+        let alpn = match f.opt("alpn") {
+            Some((p, n)) => alpn_list(At::new(n, &p))?,
+            None => Vec::new(),
+        };
+        let server_name = match f.opt("server_name") {
+            Some((p, n)) => {
+                let a = At::new(n, &p);
+                let s = a.str()?;
+                if !is_dns_name(s) || s.starts_with("*.") {
+                    return Err(value_err(
+                        a,
+                        format!("server_name {s:?} is not a DNS name (labels of a-z 0-9 -)"),
+                    ));
+                }
+                Some(s.to_owned())
+            }
+            None => None,
+        };
         NetworkRule::Outbound {
             connect,
             remote,
@@ -911,11 +966,13 @@ fn network_rule(
                 service,
                 measurement,
             },
+            alpn,
+            server_name,
         }
     } else {
         return Err(at.err(
             ErrorKind::MissingField,
-            "a network rule needs `listen` (inbound: listen, to, tls, client_auth) or `connect` (outbound: connect, remote, tls, peer)",
+            "a network rule needs `listen` (inbound: listen, to, tls?, client_auth?, alpn?) or `connect` (outbound: connect, remote, tls?, peer, alpn?, server_name?)",
         ));
     };
     f.finish()?;

@@ -344,3 +344,49 @@ fn absent_additions_leave_the_canonical_json_unchanged() {
     assert!(!a.canonical_json().contains("host_env"));
     assert!(!a.canonical_json().contains("executable"));
 }
+
+/// An inbound rule without `tls` presents the launcher's attested
+/// certificate, and `client_auth` defaults to this session.
+#[test]
+fn inbound_rules_default_to_the_attested_certificate_and_this_session() {
+    let yaml = format!(
+        "name: t/s\nversion: 1\nowners: [{OWNER}]\nservices:\n  - name: svc\n    accept: [{{ tee: sim, measurement: any }}]\n    command: [/bin/app]\n    network:\n      - {{ listen: \"0.0.0.0:11211\", to: \"127.0.0.1:11212\" }}\n      - {{ connect: \"127.0.0.1:1\", remote: \"db.internal:2\", peer: {{ session: t/db }} }}\n"
+    );
+    let s = parse_session(&yaml).unwrap();
+    let svc = s.service("svc").unwrap();
+    assert!(matches!(
+        &svc.network[0],
+        NetworkRule::Inbound { tls: None, client_auth: ClientAuth::Session, listen, .. } if listen == "0.0.0.0:11211"
+    ));
+    assert!(matches!(
+        &svc.network[1],
+        NetworkRule::Outbound { tls: None, peer, .. } if peer.session.to_string() == "t/db" && peer.service.is_none()
+    ));
+}
+
+#[test]
+fn alpn_and_server_name_parse_and_bad_ones_are_named() {
+    let rule = |r: &str| {
+        format!(
+            "name: t/s\nversion: 1\nowners: [{OWNER}]\nservices:\n  - name: svc\n    accept: [{{ tee: sim, measurement: any }}]\n    command: [/bin/app]\n    network:\n      - {r}\n"
+        )
+    };
+    let s = parse_session(&rule(
+        "{ connect: \"127.0.0.1:1\", remote: \"10.0.0.1:2\", peer: { session: t/db }, alpn: [h2, http/1.1], server_name: db.internal }",
+    ))
+    .unwrap();
+    assert!(matches!(
+        &s.service("svc").unwrap().network[0],
+        NetworkRule::Outbound { alpn, server_name: Some(n), .. } if alpn == &["h2", "http/1.1"] && n == "db.internal"
+    ));
+    for (r, path, why) in [
+        ("{ listen: \"0.0.0.0:1\", to: \"127.0.0.1:2\", alpn: [\"\"] }", "services[0].network[0].alpn[0]", "1 to 255 printable"),
+        ("{ listen: \"0.0.0.0:1\", to: \"127.0.0.1:2\", alpn: [h2, h2] }", "services[0].network[0].alpn[1]", "listed twice"),
+        ("{ connect: \"127.0.0.1:1\", remote: \"a.b:2\", peer: { session: t/db }, server_name: \"*.db\" }", "services[0].network[0].server_name", "not a DNS name"),
+        ("{ listen: \"0.0.0.0:1\", to: \"127.0.0.1:2\", server_name: db }", "services[0].network[0].server_name", "allowed fields"),
+    ] {
+        let e = parse_session(&rule(r)).unwrap_err();
+        assert_eq!(e.path().to_string(), path, "{r}: {e}");
+        assert!(e.to_string().contains(why), "{r}: {e}");
+    }
+}

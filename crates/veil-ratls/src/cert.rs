@@ -8,7 +8,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer as _;
 
 use crate::extension::{parse_extension, ClaimValue, PubkeyHash, NONCE_CLAIM};
-use crate::quote::{inspect_quote, EvidenceKind};
+use crate::quote::{inspect_evidence, inspect_quote, EvidenceKind};
 use crate::RaTlsError;
 
 /// OID of the TCG DICE tagged-evidence extension (`tcg-dice-tagged-evidence`),
@@ -122,8 +122,9 @@ impl Binding {
 /// A parsed RA-TLS certificate: its key, its evidence and how they are bound.
 ///
 /// Parsing checks the format and computes the [`Binding`]; it does not
-/// verify the quote (hand [`RaTlsCert::evidence`] to the verifier of
-/// [`RaTlsCert::tee`]) nor the certificate's own signature (the TLS
+/// verify the evidence (hand [`RaTlsCert::evidence`] to the verifier of
+/// [`RaTlsCert::tee`] and compare its report data with
+/// [`RaTlsCert::report_data`]) nor the certificate's own signature (the TLS
 /// handshake proves possession of the key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaTlsCert {
@@ -149,7 +150,8 @@ impl RaTlsCert {
         &self.format
     }
 
-    /// The evidence bytes (an SGX or TDX quote).
+    /// The evidence bytes (an SGX or TDX quote; with a Veil tag, an SEV-SNP
+    /// report, a Nitro document or sim evidence).
     pub fn evidence(&self) -> &[u8] {
         &self.evidence
     }
@@ -246,8 +248,8 @@ impl RaTlsCert {
 /// extension (1.2.840.113741.1337.6, Gramine's mis-encoding of it, or
 /// 1.2.840.113741.1.13.1 holding a quote) is used. Errors: not a
 /// certificate, [`RaTlsError::NotRaTls`], a duplicated evidence extension,
-/// malformed CBOR or claims, an unsupported tag, evidence that is not an
-/// SGX/TDX quote. A binding that does not hold is **not** an error here: see
+/// malformed CBOR or claims, an unsupported tag, evidence that is not what
+/// its tag says (see [`crate::inspect_evidence`]). A binding that does not hold is **not** an error here: see
 /// [`RaTlsCert::binding`] and [`RaTlsCert::check_binding`].
 pub fn parse_ratls_certificate(der: &[u8]) -> Result<RaTlsCert, RaTlsError> {
     let (rest, cert) =
@@ -264,7 +266,7 @@ pub fn parse_ratls_certificate(der: &[u8]) -> Result<RaTlsCert, RaTlsError> {
     let interop = unique_extension(&cert, OID_TAGGED_EVIDENCE, TCG_DICE_TAGGED_EVIDENCE_OID)?;
     if let Some(value) = interop {
         let tagged = parse_extension(value)?;
-        let (evidence_kind, report_data) = inspect_quote(&tagged.evidence)?;
+        let (evidence_kind, report_data) = inspect_evidence(tagged.tag, &tagged.evidence)?;
         let claims_sha256 = Sha256::digest(&tagged.claims_buffer).to_vec();
         let binding = Binding {
             report_data: BindingCheck::compare(

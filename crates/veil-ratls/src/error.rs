@@ -25,7 +25,7 @@ pub enum RaTlsError {
     #[error("malformed RA-TLS evidence extension: {0}")]
     MalformedExtension(String),
     /// The tagged evidence uses a CBOR tag this crate does not support.
-    #[error("unsupported RA-TLS evidence CBOR tag {tag} ({}); supported: 60000 (Intel TEE quote)", tag_name(*tag))]
+    #[error("unsupported RA-TLS evidence CBOR tag {tag} ({}); supported: 60000 (Intel TEE quote), 60010 (SEV-SNP report), 60011 (Nitro document), 60012 (Veil sim evidence)", crate::extension::tag_name(*tag))]
     UnsupportedTag {
         /// The CBOR tag found.
         tag: u64,
@@ -54,12 +54,4 @@ pub enum RaTlsError {
         /// Why.
         reason: String,
     },
-}
-
-fn tag_name(tag: u64) -> &'static str {
-    match tag {
-        60001 => "Intel TEE report, not remotely verifiable",
-        60002 => "legacy SGX report, not remotely verifiable",
-        _ => "unknown",
-    }
 }

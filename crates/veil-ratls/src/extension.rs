@@ -4,12 +4,95 @@ use std::collections::BTreeMap;
 
 use ciborium::Value;
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
+use veil_attest::Tee;
 
 use crate::RaTlsError;
 
 /// CBOR tag of an Intel TEE (SGX or TDX) ECDSA quote with its claims
 /// buffer: `60000([quote, claims-buffer])`.
 pub const INTEL_TEE_QUOTE_TAG: u64 = 60000;
+
+/// Veil-specific tag (not registered; next to the Intel ones): an AMD
+/// SEV-SNP attestation report (1184 bytes, binary) with its claims buffer.
+pub const VEIL_SNP_REPORT_TAG: u64 = 60010;
+
+/// Veil-specific tag: an AWS Nitro attestation document (COSE_Sign1 CBOR)
+/// with its claims buffer.
+pub const VEIL_NITRO_DOCUMENT_TAG: u64 = 60011;
+
+/// Veil-specific tag: Veil simulated-TEE evidence (format version 1, 232
+/// bytes) with its claims buffer. Never genuine TEE evidence.
+pub const VEIL_SIM_EVIDENCE_TAG: u64 = 60012;
+
+/// Every tag [`parse_extension`] accepts.
+pub const SUPPORTED_TAGS: [u64; 4] = [
+    INTEL_TEE_QUOTE_TAG,
+    VEIL_SNP_REPORT_TAG,
+    VEIL_NITRO_DOCUMENT_TAG,
+    VEIL_SIM_EVIDENCE_TAG,
+];
+
+/// The tag under which evidence of `tee` is carried: 60000 for SGX and TDX
+/// quotes, the Veil tags for the others; `None` for a TEE this crate does
+/// not know.
+pub fn tag_for_tee(tee: Tee) -> Option<u64> {
+    match tee {
+        Tee::Sgx | Tee::Tdx => Some(INTEL_TEE_QUOTE_TAG),
+        Tee::Snp => Some(VEIL_SNP_REPORT_TAG),
+        Tee::Nitro => Some(VEIL_NITRO_DOCUMENT_TAG),
+        Tee::Sim => Some(VEIL_SIM_EVIDENCE_TAG),
+        _ => None,
+    }
+}
+
+/// What a tag's evidence is, in words.
+pub fn tag_name(tag: u64) -> &'static str {
+    match tag {
+        INTEL_TEE_QUOTE_TAG => "Intel TEE quote (SGX, TDX)",
+        60001 => "Intel TEE report, not remotely verifiable",
+        60002 => "legacy SGX report, not remotely verifiable",
+        VEIL_SNP_REPORT_TAG => "SEV-SNP report (Veil tag)",
+        VEIL_NITRO_DOCUMENT_TAG => "AWS Nitro attestation document (Veil tag)",
+        VEIL_SIM_EVIDENCE_TAG => "Veil simulated-TEE evidence (Veil tag)",
+        _ => "unknown",
+    }
+}
+
+/// The value of a TCG DICE tagged-evidence extension (the OCTET STRING
+/// contents): `tag([bstr evidence, bstr claims_buffer])`, which
+/// [`parse_extension`] reads back. `claims_buffer` is carried as given (its
+/// SHA-256 is what the evidence's report data binds).
+pub fn encode_extension(tag: u64, evidence: &[u8], claims_buffer: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(evidence.len() + claims_buffer.len() + 20);
+    cbor_head(&mut out, 6, tag);
+    cbor_head(&mut out, 4, 2);
+    for item in [evidence, claims_buffer] {
+        cbor_head(&mut out, 2, item.len() as u64);
+        out.extend_from_slice(item);
+    }
+    out
+}
+
+/// A CBOR head (RFC 8949 §3) in its shortest form.
+fn cbor_head(out: &mut Vec<u8>, major: u8, value: u64) {
+    let major = major << 5;
+    match value {
+        0..=23 => out.push(major | value as u8),
+        24..=0xff => out.extend_from_slice(&[major | 24, value as u8]),
+        0x100..=0xffff => {
+            out.push(major | 25);
+            out.extend_from_slice(&(value as u16).to_be_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(major | 26);
+            out.extend_from_slice(&(value as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(major | 27);
+            out.extend_from_slice(&value.to_be_bytes());
+        }
+    }
+}
 
 /// Largest extension value accepted (the vectors are under 5 KiB).
 pub const MAX_EXTENSION_LEN: usize = 64 * 1024;
@@ -108,9 +191,9 @@ impl ClaimValue {
 /// The parsed value of a TCG DICE tagged-evidence extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaggedEvidence {
-    /// The CBOR tag: the evidence format ([`INTEL_TEE_QUOTE_TAG`]).
+    /// The CBOR tag: the evidence format (one of [`SUPPORTED_TAGS`]).
     pub tag: u64,
-    /// The evidence (a quote).
+    /// The evidence (a quote, an SNP report, a Nitro document, sim evidence).
     pub evidence: Vec<u8>,
     /// The claims buffer exactly as carried: its SHA-256 is what the quote's
     /// report data binds.
@@ -124,13 +207,14 @@ pub struct TaggedEvidence {
 /// Parses the value (the OCTET STRING contents) of a TCG DICE
 /// tagged-evidence extension.
 ///
-/// Expects exactly one CBOR item: tag [`INTEL_TEE_QUOTE_TAG`] over an array
-/// of two byte strings `[evidence, claims-buffer]`; the claims buffer must
-/// be a CBOR map with text keys (no duplicates). The `pubkey-hash` claim,
-/// when present, must be a byte string holding the CBOR array
-/// `[hash-alg-id, hash]` (the bare array is accepted too). Other tags fail
-/// with [`RaTlsError::UnsupportedTag`]; a missing `pubkey-hash` is not an
-/// error here (the binding check reports it).
+/// Expects exactly one CBOR item: a tag of [`SUPPORTED_TAGS`]
+/// ([`INTEL_TEE_QUOTE_TAG`] or a Veil tag) over an array of two byte
+/// strings `[evidence, claims-buffer]`; the claims buffer must be a CBOR map
+/// with text keys (no duplicates). The `pubkey-hash` claim, when present,
+/// must be a byte string holding the CBOR array `[hash-alg-id, hash]`.
+/// Other tags fail with [`RaTlsError::UnsupportedTag`]; a missing
+/// `pubkey-hash` is not an error here (the binding check reports it). The
+/// evidence itself is not looked at (see [`crate::inspect_evidence`]).
 pub fn parse_extension(bytes: &[u8]) -> Result<TaggedEvidence, RaTlsError> {
     if bytes.len() > MAX_EXTENSION_LEN {
         return Err(RaTlsError::MalformedExtension(format!(
@@ -144,7 +228,7 @@ pub fn parse_extension(bytes: &[u8]) -> Result<TaggedEvidence, RaTlsError> {
             "not a tagged CBOR item".into(),
         ));
     };
-    if tag != INTEL_TEE_QUOTE_TAG {
+    if !SUPPORTED_TAGS.contains(&tag) {
         return Err(RaTlsError::UnsupportedTag { tag });
     }
     let Value::Array(items) = *inner else {
@@ -179,7 +263,7 @@ pub fn parse_extension(bytes: &[u8]) -> Result<TaggedEvidence, RaTlsError> {
 }
 
 /// Reads exactly one CBOR item, refusing trailing bytes.
-fn read_one(bytes: &[u8]) -> Result<Value, String> {
+pub(crate) fn read_one(bytes: &[u8]) -> Result<Value, String> {
     let mut rest = bytes;
     let value: Value =
         ciborium::de::from_reader(&mut rest).map_err(|e| format!("not valid CBOR: {e}"))?;
@@ -398,6 +482,78 @@ mod tests {
         bytes.extend(std::iter::repeat_n(0x81, 100_000));
         bytes.push(0x00);
         assert!(parse_extension(&bytes).is_err());
+    }
+
+    #[test]
+    fn veil_tags_are_accepted_and_unknown_ones_refused() {
+        let claims = claims_buffer(vec![]);
+        for tag in SUPPORTED_TAGS {
+            let bytes = ext(
+                tag,
+                vec![Value::Bytes(vec![7]), Value::Bytes(claims.clone())],
+            );
+            assert_eq!(parse_extension(&bytes).unwrap().tag, tag);
+        }
+        for tag in [0, 59999, 60001, 60002, 60003, 60009, 60013, u64::MAX] {
+            let bytes = ext(
+                tag,
+                vec![Value::Bytes(vec![7]), Value::Bytes(claims.clone())],
+            );
+            assert_eq!(
+                parse_extension(&bytes),
+                Err(RaTlsError::UnsupportedTag { tag })
+            );
+        }
+        assert_eq!(tag_for_tee(Tee::Sgx), Some(INTEL_TEE_QUOTE_TAG));
+        assert_eq!(tag_for_tee(Tee::Tdx), Some(INTEL_TEE_QUOTE_TAG));
+        assert_eq!(tag_for_tee(Tee::Snp), Some(VEIL_SNP_REPORT_TAG));
+        assert_eq!(tag_for_tee(Tee::Nitro), Some(VEIL_NITRO_DOCUMENT_TAG));
+        assert_eq!(tag_for_tee(Tee::Sim), Some(VEIL_SIM_EVIDENCE_TAG));
+        assert!(tag_name(VEIL_SIM_EVIDENCE_TAG).contains("sim"));
+    }
+
+    #[test]
+    fn encoding_is_the_shortest_form_ciborium_writes() {
+        for len in [0usize, 23, 24, 255, 256, 65535, 65536] {
+            let evidence = vec![0xab; len];
+            let claims = claims_buffer(vec![(Value::Text("nonce".into()), Value::Bytes(vec![1]))]);
+            for tag in [0, 23, 24, 255, 256, 60000, 70000, u64::from(u32::MAX) + 1] {
+                let expected = ext(
+                    tag,
+                    vec![Value::Bytes(evidence.clone()), Value::Bytes(claims.clone())],
+                );
+                assert_eq!(
+                    encode_extension(tag, &evidence, &claims),
+                    expected,
+                    "{tag} {len}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn encode_then_parse_round_trips(
+            tag in proptest::sample::select(SUPPORTED_TAGS.to_vec()),
+            evidence in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            nonce in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100),
+            alg in proptest::sample::select(vec![1u64, 7, 8, 42]),
+            hash in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..70),
+        ) {
+            let claims = claims_buffer(vec![
+                (Value::Text("nonce".into()), Value::Bytes(nonce.clone())),
+                (Value::Text("pubkey-hash".into()), hash_entry(alg, &hash)),
+            ]);
+            let parsed = parse_extension(&encode_extension(tag, &evidence, &claims)).unwrap();
+            proptest::prop_assert_eq!(parsed.tag, tag);
+            proptest::prop_assert_eq!(&parsed.evidence, &evidence);
+            proptest::prop_assert_eq!(&parsed.claims_buffer, &claims);
+            proptest::prop_assert_eq!(parsed.claims["nonce"].as_bytes(), Some(&nonce[..]));
+            proptest::prop_assert_eq!(
+                parsed.pubkey_hash,
+                Some(PubkeyHash { alg: HashAlg::from_id(alg), value: hash })
+            );
+        }
     }
 
     #[test]

@@ -5,18 +5,21 @@
 //! peer can check *what code holds this key* during the handshake. This
 //! crate reads such certificates, as written by Gramine, rats-tls and the
 //! Intel SGX SDK following the CCC "Interoperable RA-TLS" formats, and
-//! checks the binding. It is sans-IO and does not verify the quote itself:
-//! hand [`RaTlsCert::evidence`] to the DCAP verifier for [`RaTlsCert::tee`]
-//! (and check that the verified report data equals
-//! [`RaTlsCert::report_data`]).
+//! checks the binding. It is sans-IO and does not verify the evidence
+//! itself: hand [`RaTlsCert::evidence`] to the verifier for
+//! [`RaTlsCert::tee`] (and check that the verified report data equals
+//! [`RaTlsCert::report_data`]). [`encode_extension`] writes the extension
+//! value (the CAS puts it into the certificates it issues).
 //!
 //! ## Format
 //!
 //! * Extension OID `2.23.133.5.4.9` (`tcg-dice-tagged-evidence`), value: one
 //!   CBOR item, tag 60000 (Intel TEE quote) over the array
-//!   `[quote (bstr), claims-buffer (bstr)]`. Other tags (60001 TEE report,
-//!   60002 legacy SGX report, anything else) are refused with
-//!   [`RaTlsError::UnsupportedTag`].
+//!   `[quote (bstr), claims-buffer (bstr)]`. Veil carries the evidence of
+//!   the other TEEs the same way under its own tags (attestation spec 3.6):
+//!   60010 SEV-SNP report, 60011 Nitro document, 60012 Veil sim evidence.
+//!   Other tags (60001 TEE report, 60002 legacy SGX report, anything else)
+//!   are refused with [`RaTlsError::UnsupportedTag`].
 //! * The claims buffer is a CBOR map of text names to values: `pubkey-hash`
 //!   (required) is a byte string holding the CBOR array
 //!   `[hash-alg-id, hash]` (IANA ids 1 sha-256, 7 sha-384, 8 sha-512) of the
@@ -43,7 +46,9 @@
 //!
 //! * [`parse_ratls_certificate`] (DER) and [`parse_ratls_pem`] (PEM).
 //! * [`parse_extension`]: the CBOR parser alone, for fuzzing.
-//! * [`inspect_quote`]: which TEE a quote is from and its report data.
+//! * [`inspect_quote`]: which TEE a quote is from and its report data;
+//!   [`inspect_evidence`] likewise for every supported tag.
+//! * [`encode_extension`] and [`tag_for_tee`]: the writer's side.
 
 mod cert;
 mod error;
@@ -56,7 +61,8 @@ pub use cert::{
 };
 pub use error::RaTlsError;
 pub use extension::{
-    parse_extension, ClaimValue, HashAlg, PubkeyHash, TaggedEvidence, INTEL_TEE_QUOTE_TAG,
-    MAX_EXTENSION_LEN, NONCE_CLAIM, PUBKEY_HASH_CLAIM,
+    encode_extension, parse_extension, tag_for_tee, tag_name, ClaimValue, HashAlg, PubkeyHash,
+    TaggedEvidence, INTEL_TEE_QUOTE_TAG, MAX_EXTENSION_LEN, NONCE_CLAIM, PUBKEY_HASH_CLAIM,
+    SUPPORTED_TAGS, VEIL_NITRO_DOCUMENT_TAG, VEIL_SIM_EVIDENCE_TAG, VEIL_SNP_REPORT_TAG,
 };
-pub use quote::{inspect_quote, EvidenceKind};
+pub use quote::{inspect_evidence, inspect_quote, EvidenceKind};

@@ -46,6 +46,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::write_section;
+
 const MIB: u64 = 1 << 20;
 
 fn knob(name: &str, default: u64) -> u64 {
@@ -1185,22 +1188,4 @@ fn is_root() -> bool {
         .find(|l| l.starts_with("Uid:"))
         .and_then(|l| l.split_whitespace().nth(2))
         == Some("0")
-}
-
-fn write_section(name: &str, body: &str) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/benchmarks.md");
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let (begin, end) = (
-        format!("<!-- {name}:begin -->"),
-        format!("<!-- {name}:end -->"),
-    );
-    let new = match (text.find(&begin), text.find(&end)) {
-        (Some(b), Some(e)) if b < e => format!("{}{begin}\n{body}{}", &text[..b], &text[e..]),
-        _ => format!("{text}\n{begin}\n{body}{end}\n"),
-    };
-    if let Err(e) = std::fs::write(path, new) {
-        eprintln!("cannot write {path}: {e}");
-    } else {
-        println!("figures written to docs/benchmarks.md");
-    }
 }

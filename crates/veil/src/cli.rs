@@ -47,9 +47,19 @@ pub enum Command {
     /// it, decrypt it, verify it, mount it, print its freshness tag.
     #[command(subcommand)]
     Fs(FsCommand),
+    /// Encrypt a file or a stream (veil-seal v1: AES-256-GCM, 64 KiB
+    /// chunks) under a key file or a session secret exported to owners.
+    Encrypt(SealArgs),
+    /// Decrypt what `veil encrypt` made; fails closed (exit 1 naming the
+    /// chunk) on a wrong key or a modified, truncated or extended input.
+    Decrypt(SealArgs),
     /// The freshness tags the CAS holds for a session's volumes (owners).
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Secure remote execution: encrypt a script and its input for a host's
+    /// TEE, and fetch the encrypted output back.
+    #[command(subcommand)]
+    Job(JobCommand),
     /// The network shield by hand: inspect certificates, run a TLS proxy.
     #[command(subcommand)]
     Tls(TlsCommand),
@@ -175,6 +185,10 @@ pub struct CasServeArgs {
     /// Write "URL FINGERPRINT" to this file once listening (for scripts).
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
+    /// Seconds a launcher's certificate stays valid (launchers renew it by
+    /// attesting again when two thirds of it have passed).
+    #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(5..=31_536_000))]
+    pub launcher_cert_validity: u64,
 }
 
 #[derive(Debug, Args)]
@@ -585,6 +599,76 @@ pub struct FsTagArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Encrypt a script and its input directory into volumes, and apply a
+    /// session that releases their keys (and the output's) only to the
+    /// attested interpreter; writes a job bundle for the host.
+    Create(JobCreateArgs),
+    /// Decrypt a job's output from its bundle, after checking it is the
+    /// version the CAS holds.
+    Fetch(JobFetchArgs),
+}
+
+/// Which TEE the host runs the job in.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum JobTee {
+    /// The simulated TEE: the measurement is computed here, as `veil
+    /// measure` does (development; the host uses the same veil binary).
+    Sim,
+    Snp,
+    Tdx,
+    Sgx,
+}
+
+#[derive(Debug, Args)]
+pub struct JobCreateArgs {
+    /// The session to create for the job, namespace/name.
+    #[arg(long, value_name = "NS/NAME")]
+    pub session: String,
+    /// The script to run.
+    #[arg(long, value_name = "FILE")]
+    pub script: PathBuf,
+    /// The input directory (encrypted into a read-only volume).
+    #[arg(long, value_name = "DIR")]
+    pub input: PathBuf,
+    /// The interpreter (a path, or a name looked up in PATH); its
+    /// measurement is pinned.
+    #[arg(long, default_value = "python3")]
+    pub interpreter: String,
+    /// An argument for the script (repeatable).
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+    /// The TEE the host runs.
+    #[arg(long, value_enum, default_value = "sim")]
+    pub tee: JobTee,
+    /// The TEE measurement to pin (hex; required unless --tee sim).
+    #[arg(long)]
+    pub measurement: Option<String>,
+    /// The job bundle to write (a new or empty directory).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// Show progress on stderr even when it is not a terminal.
+    #[arg(long)]
+    pub progress: bool,
+    #[command(flatten)]
+    pub cas: CasUrl,
+}
+
+#[derive(Debug, Args)]
+pub struct JobFetchArgs {
+    /// The job bundle the host ran.
+    pub bundle: PathBuf,
+    /// Where to write the output tree (a new or empty directory).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: PathBuf,
+    /// Show progress on stderr even when it is not a terminal.
+    #[arg(long)]
+    pub progress: bool,
+    #[command(flatten)]
+    pub cas: CasUrl,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum VolumeCommand {
     /// Make the CAS hold this tag for a volume (e.g. accept a restored
     /// copy), or hold none (--clear: the next start is accepted as found).
@@ -632,7 +716,8 @@ pub struct VolumeListArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum TlsCommand {
-    /// Print a certificate's basics and its Veil or RA-TLS claims (not verified).
+    /// Print a certificate's basics and its Veil or RA-TLS claims (not
+    /// verified unless --verify: then the RA-TLS evidence is verified too).
     Inspect(TlsInspectArgs),
     /// Run a network shield tunnel (foreground; Ctrl-C or SIGTERM stops it
     /// gracefully).
@@ -655,6 +740,20 @@ pub struct TlsInspectArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Verify the RA-TLS evidence the certificate carries, as `veil evidence
+    /// verify` does, and check that its report data is SHA-256(claims
+    /// buffer) followed by zeros. Exit 1 when it is not genuine or not bound.
+    #[arg(long)]
+    pub verify: bool,
+    /// With --verify: endorsements, as for `veil evidence verify` (DCAP
+    /// collateral JSON; VCEK or VLEK and CA chain; the sim platform public
+    /// key to trust).
+    #[arg(long = "endorsement", requires = "verify")]
+    pub endorsements: Vec<PathBuf>,
+    /// With --verify: verify as of this time, Unix seconds or RFC 3339
+    /// (default: now).
+    #[arg(long, value_parser = parse_time, requires = "verify")]
+    pub at: Option<Time>,
 }
 
 #[derive(Debug, Args)]
@@ -718,4 +817,43 @@ pub struct TlsProxyArgs {
     /// On SIGINT/SIGTERM, seconds established connections may take to finish.
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub shutdown_grace: u64,
+}
+
+/// `veil encrypt` and `veil decrypt`: input, output and key.
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// The input file (default, or `-`: standard input).
+    pub input: Option<PathBuf>,
+    /// Write to this file (default, or `-`: standard output). It is
+    /// written as a temporary file beside it (mode 0600) and renamed into
+    /// place only on success.
+    #[arg(short = 'o', long = "output", value_name = "OUTPUT")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub key: SealKeyArgs,
+}
+
+/// Where the key of `veil encrypt`/`decrypt` comes from: a key file, or a
+/// session secret the policy exports to owners, read back from the CAS.
+#[derive(Debug, Args, Clone)]
+#[command(group(
+    clap::ArgGroup::new("seal_key")
+        .required(true)
+        .args(["key_file", "session"])
+))]
+pub struct SealKeyArgs {
+    /// A key file: 64 lower-case hex digits (32 bytes) and an optional
+    /// newline, e.g. made with `openssl rand -hex 32 > FILE`.
+    #[arg(long, value_name = "FILE", conflicts_with = "session")]
+    pub key_file: Option<PathBuf>,
+    /// Take the key from a session secret instead: the session
+    /// (namespace/name). Needs --secret.
+    #[arg(long, value_name = "NS/NAME", requires = "secret")]
+    pub session: Option<String>,
+    /// The secret's name in the policy: a 32-byte key (`aes-256`, or
+    /// `bytes` of size 32) exported to owners (`export: [{ owner: true }]`).
+    #[arg(long, value_name = "NAME", requires = "session")]
+    pub secret: Option<String>,
+    #[command(flatten)]
+    pub cas: CasUrl,
 }

@@ -77,6 +77,7 @@ impl From<veil_launcher::LaunchError> for Failure {
             L::Denied { .. } => Failure::Denied(m),
             L::Isolation { .. } => Failure::Isolation(m),
             L::Volume(_) => Failure::Exec(m, 65),
+            L::Network(_) => Failure::Exec(m, 76),
             L::Exec { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 Failure::Exec(m, 127)
             }

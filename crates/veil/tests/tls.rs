@@ -262,6 +262,244 @@ fn inspect_bad_input_exits_2() {
     assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
 }
 
+// ------------------------------------------------- inspect: RA-TLS evidence
+
+/// A Veil attested certificate as the CAS issues it (attestation spec 3.6):
+/// sim evidence bound with report data binding version 2, carried under
+/// OID 2.23.133.5.4.9 with its claims buffer. Returns the PEM file, the
+/// sim platform public key file and the certificate DER.
+struct RaTlsCreds {
+    cert: PathBuf,
+    sim_key: PathBuf,
+    der: Vec<u8>,
+    evidence: Vec<u8>,
+}
+
+fn issue_with_ratls(pki: &Pki, service: &str) -> RaTlsCreds {
+    let now = Time::now().unix();
+    let id = Identity::generate(service, Time::from_unix(now)).unwrap();
+    let (_, parsed) = X509Certificate::from_der(id.certificate()).unwrap();
+    let spki = parsed.tbs_certificate.subject_pki.raw.to_vec();
+    let platform = veil_attest_sim::SimPlatformKey::generate().unwrap();
+    let nonce = [0x6e; 32];
+    let digest = [0x0d; 32];
+    let domain = veil_api::ATTEST_DOMAIN;
+    let evidence = platform.sign(&veil_attest_sim::SimStatement {
+        measurement: MEASUREMENT,
+        report_data: veil_api::report_data(domain, &nonce, &spki, &digest),
+        issued_at: Time::from_unix(now),
+        debug: false,
+    });
+    let value = veil_ratls::encode_extension(
+        veil_ratls::VEIL_SIM_EVIDENCE_TAG,
+        &evidence,
+        &veil_api::ratls_claims_buffer(domain, &nonce, &spki, &digest),
+    );
+    let subject = AttestedSubject {
+        session: SESSION.into(),
+        service: service.into(),
+        tee: Tee::Sim,
+        measurement: MEASUREMENT.to_vec(),
+        dns: vec!["localhost".into()],
+        ips: vec![],
+    };
+    let der = veil_ca::issue_attested_cert_with_evidence(
+        &pki.ca,
+        &spki,
+        &subject,
+        Time::from_unix(now - 60),
+        Time::from_unix(now + DAY),
+        Some(&value),
+    )
+    .unwrap();
+    let cert = pki.dir.path().join(format!("{service}-ratls.crt"));
+    std::fs::write(
+        &cert,
+        pem::encode(&pem::Pem::new("CERTIFICATE", der.clone())),
+    )
+    .unwrap();
+    let sim_key = pki.dir.path().join(format!("{service}-sim.pub"));
+    std::fs::write(&sim_key, platform.public_key_pem()).unwrap();
+    RaTlsCreds {
+        cert,
+        sim_key,
+        der,
+        evidence,
+    }
+}
+
+/// The certificate with byte `at` of its embedded evidence XORed with 1,
+/// written next to it (the CA signature no longer verifies; inspect does
+/// not check it, the evidence checks must catch it).
+fn tampered(pki: &Pki, c: &RaTlsCreds, at: usize, name: &str) -> PathBuf {
+    let start = c
+        .der
+        .windows(c.evidence.len())
+        .position(|w| w == c.evidence.as_slice())
+        .unwrap();
+    let mut der = c.der.clone();
+    der[start + at] ^= 0x01;
+    let file = pki.dir.path().join(name);
+    std::fs::write(&file, &der).unwrap();
+    file
+}
+
+#[test]
+fn inspect_shows_ratls_evidence_of_a_veil_certificate() {
+    let pki = Pki::new();
+    let c = issue_with_ratls(&pki, "db");
+    let o = veil(&["tls", "inspect", path(&c.cert)]);
+    expect_code(&o, 0);
+    let text = stdout(&o);
+    for want in [
+        "Veil attestation extension",
+        "RA-TLS certificate",
+        "Veil sim evidence v1, CBOR tag 60012",
+        "2.23.133.5.4.9",
+        "binds key     yes",
+        "report data[0..32] = SHA-256(claims buffer): match",
+        "claims pubkey-hash = hash(certificate SPKI): match",
+        "expected",
+        "found",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    let j = json(&veil(&["tls", "inspect", path(&c.cert), "--json"]));
+    assert_eq!(j["claims"], "veil+ratls");
+    assert_eq!(j["ratls"]["tee"], "sim");
+    assert_eq!(j["ratls"]["evidence_format"]["tag"], 60012);
+    assert_eq!(j["ratls"]["evidence_format"]["veil_tag"], true);
+    assert_eq!(j["ratls"]["binding"]["holds"], true);
+    let checks = j["ratls"]["binding"]["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 2);
+    for check in checks {
+        assert_eq!(check["result"], "match", "{check}");
+        assert_eq!(check["expected"], check["found"], "{check}");
+    }
+    assert_eq!(
+        checks[1]["expected"], j["public_key_sha256"],
+        "pubkey-hash is SHA-256 of the certificate's key"
+    );
+    assert!(j["verified"].is_null(), "not verified without --verify");
+}
+
+#[test]
+fn inspect_verify_checks_the_embedded_evidence() {
+    let pki = Pki::new();
+    let c = issue_with_ratls(&pki, "db");
+    let o = veil(&[
+        "tls",
+        "inspect",
+        path(&c.cert),
+        "--verify",
+        "--endorsement",
+        path(&c.sim_key),
+    ]);
+    expect_code(&o, 0);
+    let text = stdout(&o);
+    let m = hex::encode(MEASUREMENT);
+    for want in [
+        "RA-TLS evidence verified: genuine sim evidence",
+        "WARNING: simulated TEE",
+        m.as_str(),
+        "SHA-256(claims buffer) || 32 zero bytes: match",
+        "Veil extension match",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    let o = veil(&[
+        "tls",
+        "inspect",
+        path(&c.cert),
+        "--verify",
+        "--endorsement",
+        path(&c.sim_key),
+        "--json",
+    ]);
+    expect_code(&o, 0);
+    let j = json(&o);
+    let v = &j["verified"];
+    assert_eq!(v["genuine"], true);
+    assert_eq!(v["tee"], "sim");
+    assert_eq!(v["insecure"], true);
+    assert_eq!(v["measurement"], m.as_str());
+    assert_eq!(v["veil_extension"], "match");
+    assert_eq!(v["report_data"], j["ratls"]["report_data"]);
+    assert!(v["report_data"]
+        .as_str()
+        .unwrap()
+        .ends_with(&"0".repeat(64)));
+
+    // The sim platform key is not trusted unless named: not genuine.
+    let o = veil(&["tls", "inspect", path(&c.cert), "--verify"]);
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains("not genuine"), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+
+    // Nothing to verify in a certificate without RA-TLS evidence.
+    let plain = pki.issue("app");
+    let o = veil(&["tls", "inspect", path(&plain.cert), "--verify"]);
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains("no RA-TLS evidence"), "{}", stderr(&o));
+
+    // Endorsements only make sense with --verify.
+    let o = veil(&[
+        "tls",
+        "inspect",
+        path(&c.cert),
+        "--endorsement",
+        path(&c.sim_key),
+    ]);
+    expect_code(&o, 2);
+}
+
+#[test]
+fn inspect_verify_refuses_tampered_evidence() {
+    let pki = Pki::new();
+    let c = issue_with_ratls(&pki, "db");
+    let verify = |file: &Path| {
+        veil(&[
+            "tls",
+            "inspect",
+            path(file),
+            "--verify",
+            "--endorsement",
+            path(&c.sim_key),
+        ])
+    };
+
+    // A flipped report data byte (sim evidence offset 96): the evidence no
+    // longer binds the claims buffer, with expected and found values.
+    let file = tampered(&pki, &c, 96, "rd.der");
+    let o = veil(&["tls", "inspect", path(&file)]);
+    expect_code(&o, 0);
+    let text = stdout(&o);
+    assert!(text.contains("binds key     NO"), "{text}");
+    assert!(
+        text.contains("report data[0..32] = SHA-256(claims buffer): MISMATCH"),
+        "{text}"
+    );
+    let o = verify(&file);
+    expect_code(&o, 1);
+    let err = stderr(&o);
+    for want in [
+        "not bound to this certificate's key",
+        "SHA-256(claims buffer)",
+        "expected ",
+        "found ",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in: {err}");
+    }
+
+    // A flipped measurement byte (offset 48): still bound, but the
+    // platform's signature no longer verifies.
+    let file = tampered(&pki, &c, 48, "m.der");
+    let o = verify(&file);
+    expect_code(&o, 1);
+    let err = stderr(&o);
+    assert!(err.contains("the RA-TLS evidence is not genuine"), "{err}");
+}
+
 // ---------------------------------------------------------------- proxy
 
 /// A running `veil tls proxy`; killed when dropped.

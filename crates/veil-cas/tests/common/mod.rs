@@ -27,6 +27,7 @@ pub async fn start(state: &Path) -> Cas {
         dev: true,
         trust_sim_keys: vec![],
         nonce_ttl: Duration::from_secs(60),
+        launcher_cert_validity: veil_cas::LAUNCHER_CERT_VALIDITY,
     };
     let bound = veil_cas::bind(&config).await.unwrap();
     let url = format!("https://{}", bound.addr);

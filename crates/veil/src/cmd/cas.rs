@@ -40,6 +40,7 @@ pub fn serve(args: CasServeArgs) -> Result<(), Failure> {
         dev: args.dev,
         trust_sim_keys,
         nonce_ttl: Duration::from_secs(60),
+        launcher_cert_validity: Duration::from_secs(args.launcher_cert_validity),
     };
     let rt = runtime()?;
     rt.block_on(async move {

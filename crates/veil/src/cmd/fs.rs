@@ -27,17 +27,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hyper::Method;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
-use serde::Deserialize;
 use veil_fs::{ChunkSize, EntryKind, FsError, Mode, Stat, Volume, VolumeKey, HEADER_FILE};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::cli::{
     FsDecryptArgs, FsEncryptArgs, FsInitArgs, FsKeyArgs, FsMode, FsMountArgs, FsTagArgs,
     FsVerifyArgs,
 };
-use crate::config::{client, runtime};
 use crate::failure::{is_tampering, Failure};
 
 /// Below this many bytes a terminal gets no progress bar (unless --progress).
@@ -98,38 +95,8 @@ fn key_of(k: &FsKeyArgs) -> Result<Keyed, Failure> {
 }
 
 fn read_key_file(path: &Path) -> Result<VolumeKey, Failure> {
-    let text = Zeroizing::new(
-        std::fs::read(path).map_err(|e| Failure::io("cannot read the key file", path, e))?,
-    );
-    let body = text.strip_suffix(b"\n").unwrap_or(&text);
-    let what = if body.len() != 64 {
-        Some(format!("it holds {} bytes", text.len()))
-    } else if !body.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        Some("it holds other characters".to_owned())
-    } else {
-        None
-    };
-    if let Some(what) = what {
-        return Err(Failure::Usage(format!(
-            "{} is not a volume key file: expected 64 lower-case hex digits (32 bytes) and an optional newline; {what}",
-            path.display()
-        )));
-    }
-    let mut bytes = [0u8; 32];
-    let decoded = hex::decode_to_slice(body, &mut bytes);
-    let key = VolumeKey::from_bytes(bytes);
-    bytes.zeroize();
-    decoded.map_err(|_| Failure::Usage(format!("{} is not a volume key file", path.display())))?;
-    if let Ok(md) = std::fs::metadata(path) {
-        if md.mode() & 0o077 != 0 {
-            eprintln!(
-                "veil: warning: the key file {} can be read by other users (mode {:04o}): chmod 600 it",
-                path.display(),
-                md.mode() & 0o7777
-            );
-        }
-    }
-    Ok(key)
+    let bytes = crate::cmd::owner::read_key_file(path, "volume key file")?;
+    Ok(VolumeKey::from_bytes(*bytes))
 }
 
 /// Makes key file `path` (create_new, mode 0600) with a random key.
@@ -177,25 +144,10 @@ fn policy_key(k: &FsKeyArgs) -> Result<Keyed, Failure> {
             "--session needs --volume NAME (the volume's name in the policy)".into(),
         ));
     };
-    let (ns, name) = split_session(session)?;
-    let c = client(&k.cas, true)?;
-    let rt = runtime()?;
-    let v: serde_json::Value = rt.block_on(c.get(&format!("/v1/sessions/{ns}/{name}")))?;
-    let yaml = v["policy"].as_str().ok_or_else(|| {
-        Failure::Usage(format!(
-            "the CAS's answer for {session} holds no policy text"
-        ))
-    })?;
-    let policy = veil_policy::parse_session(yaml).map_err(|e| {
-        Failure::Usage(format!(
-            "the policy of {session} that the CAS holds does not parse here: {e}"
-        ))
-    })?;
-    let (service, vol) = find_volume(&policy, session, volume, k.service.as_deref())?;
+    let owned = crate::cmd::owner::owned_session(&k.cas, session)?;
+    let policy = &owned.policy;
+    let (service, vol) = find_volume(policy, session, volume, k.service.as_deref())?;
     let secret = vol.key.clone();
-    let hint = format!(
-        "the CAS gives a secret to owners only when the policy exports it to them: add `export: [{{ owner: true }}]` to secret {secret} of {session}"
-    );
     let spec = policy.secret(&secret).ok_or_else(|| {
         Failure::Usage(format!(
             "volume {volume} of service {service} in {session} names key {secret}, which the policy does not declare"
@@ -210,50 +162,8 @@ fn policy_key(k: &FsKeyArgs) -> Result<Keyed, Failure> {
             "volume {volume} of service {service} in {session} is keyed by {secret}, imported from secret {there} of {from}: owners read it there (export it to owners in {from}), then use a key file"
         )));
     }
-    if !spec
-        .export
-        .iter()
-        .any(|e| matches!(e, veil_policy::Export::Owner))
-    {
-        return Err(Failure::NotAcceptable(format!(
-            "the key of volume {volume} ({secret}) is not exported to owners: {hint}"
-        )));
-    }
-    let body = rt
-        .block_on(c.call(
-            Method::GET,
-            &format!("/v1/sessions/{ns}/{name}/secrets/{secret}"),
-            None,
-        ))
-        .map_err(|e| match e {
-            veil_client::ClientError::Api { status: 403, .. } => {
-                Failure::NotAcceptable(format!("{e}; {hint}"))
-            }
-            e => Failure::from(e),
-        })?;
-    // (The client's buffer cannot be zeroized; the decoded value is.)
-    #[derive(Deserialize)]
-    struct Exported {
-        value: Zeroizing<String>,
-    }
-    let exported: Exported = serde_json::from_slice(&body)
-        .map_err(|e| Failure::Usage(format!("unexpected answer for secret {secret}: {e}")))?;
-    use base64::Engine;
-    let raw = Zeroizing::new(
-        base64::engine::general_purpose::STANDARD
-            .decode(exported.value.as_bytes())
-            .map_err(|_| {
-                Failure::Usage(format!("secret {secret}'s value is not base64 as expected"))
-            })?,
-    );
-    let mut bytes: [u8; 32] = raw.as_slice().try_into().map_err(|_| {
-        Failure::Usage(format!(
-            "secret {secret} is {} bytes; a volume key is 32 (an aes-256 secret)",
-            raw.len()
-        ))
-    })?;
-    let key = VolumeKey::from_bytes(bytes);
-    bytes.zeroize();
+    let bytes = owned.key_bytes(&secret, &format!("the key of volume {volume}"))?;
+    let key = VolumeKey::from_bytes(*bytes);
     Ok(Keyed {
         key,
         policy: Some(PolicyVolume {
@@ -884,6 +794,15 @@ fn is_within(inner: &Path, outer: &Path) -> bool {
 }
 
 pub fn encrypt(a: FsEncryptArgs) -> Result<(), Failure> {
+    let (tag, policy) = encrypt_tree(&a)?;
+    println!("{tag}");
+    accept_hint(policy.as_ref(), &tag);
+    Ok(())
+}
+
+/// Encrypts the tree `a.src` into the volume `a.vol`; returns the new
+/// freshness tag (hex) and the policy volume the key came from, if any.
+fn encrypt_tree(a: &FsEncryptArgs) -> Result<(String, Option<PolicyVolume>), Failure> {
     if is_within(&a.vol, &a.src) {
         return Err(Failure::Usage(format!(
             "the volume {} is inside the source tree {}",
@@ -1021,9 +940,12 @@ pub fn encrypt(a: FsEncryptArgs) -> Result<(), Failure> {
         a.src.display(),
         a.vol.display()
     );
-    println!("{tag}");
-    accept_hint(keyed.policy.as_ref(), &tag);
-    Ok(())
+    Ok((tag, keyed.policy))
+}
+
+/// `encrypt` for other commands: the tag only.
+pub(crate) fn encrypt_into(a: &FsEncryptArgs) -> Result<String, Failure> {
+    encrypt_tree(a).map(|(tag, _)| tag)
 }
 
 // ---------------------------------------------------------------- decrypt

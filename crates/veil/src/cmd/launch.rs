@@ -53,17 +53,57 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         drop(rt);
         r?
     };
+    let network_rules = std::mem::take(&mut released.network);
     let plan = ExecPlan::new(&mut released, &args.host_args, std::env::vars_os())?;
-    let volumes = if released.volumes.is_empty() {
+    // The client that commits volume tags presents the attested
+    // certificate; renewal swaps in one with the renewed certificate.
+    let committer: Option<veil_launcher::SharedClient> = if released.volumes.is_empty() {
         None
     } else {
-        let committer = crate::config::client_as(&args.cas, released.identity()?)?;
-        let vols = std::mem::take(&mut released.volumes);
-        Some(veil_launcher::mount_volumes(
-            vols,
-            &args.session,
-            &args.service,
-            committer,
+        Some(std::sync::Arc::new(std::sync::Mutex::new(
+            crate::config::client_as(&args.cas, released.identity()?)?,
+        )))
+    };
+    let volumes = match &committer {
+        None => None,
+        Some(c) => {
+            let vols = std::mem::take(&mut released.volumes);
+            Some(veil_launcher::mount_volumes(
+                vols,
+                &args.session,
+                &args.service,
+                c.clone(),
+            )?)
+        }
+    };
+    // The tunnels are bound before the program starts, so it can connect
+    // (outbound) and be reached (inbound) at once. The same runtime renews
+    // the attested certificate before it expires, for the tunnels and for
+    // volume tag commits.
+    let network = if network_rules.is_empty() && committer.is_none() {
+        None
+    } else {
+        let attested = veil_launcher::attested_source(&released.certificate, &released.key_pkcs8)?;
+        let mut on_renew: Vec<Box<dyn Fn(veil_client::ClientIdentity) + Send + Sync>> = Vec::new();
+        if let Some(slot) = committer.clone() {
+            let url = args.cas.clone();
+            on_renew.push(Box::new(move |identity| {
+                match crate::config::client_as(&url, identity) {
+                    Ok(c) => *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = c,
+                    Err(e) => tracing::warn!(error = %e, "cannot use the renewed certificate for volume commits"),
+                }
+            }));
+        }
+        let renewal = veil_launcher::Renewal {
+            client: client(&args.cas, false)?,
+            options: opts.clone(),
+            on_renew,
+        };
+        Some(veil_launcher::start_network(
+            network_rules,
+            attested,
+            Some(renewal),
+            veil_netshield::Limits::default(),
         )?)
     };
     tracing::info!(
@@ -78,6 +118,9 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
     let outcome = veil_launcher::supervise(running)?;
     if let Some(line) = outcome.report() {
         eprintln!("veil: {line}");
+    }
+    if let Some(n) = network {
+        n.close(std::time::Duration::from_secs(1));
     }
     if let Some(v) = volumes {
         for problem in v.close() {

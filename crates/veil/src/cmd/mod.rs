@@ -6,7 +6,10 @@ mod demo;
 mod evidence;
 mod fs;
 mod identity;
+mod job;
 mod launch;
+mod owner;
+mod seal;
 mod session;
 mod tls;
 mod volume;
@@ -15,7 +18,7 @@ pub use crate::config::veil_home;
 
 use crate::cli::{
     AuditCommand, CasCommand, Cli, Command, EvidenceCommand, FsCommand, IdentityCommand,
-    SecretCommand, SessionCommand, TlsCommand, VolumeCommand,
+    JobCommand, SecretCommand, SessionCommand, TlsCommand, VolumeCommand,
 };
 use crate::failure::Failure;
 
@@ -43,6 +46,8 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Secret(SecretCommand::Put(a)) => session::put_secret(a),
         Command::Audit(AuditCommand::Show(a)) => audit::show(a),
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(a),
+        Command::Encrypt(a) => seal::encrypt(a),
+        Command::Decrypt(a) => seal::decrypt(a),
         Command::Fs(FsCommand::Init(a)) => fs::init(a),
         Command::Fs(FsCommand::Encrypt(a)) => fs::encrypt(a),
         Command::Fs(FsCommand::Decrypt(a)) => fs::decrypt(a),
@@ -51,6 +56,8 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Fs(FsCommand::Tag(a)) => fs::tag(a),
         Command::Volume(VolumeCommand::Accept(a)) => volume::accept(a),
         Command::Volume(VolumeCommand::List(a)) => volume::list(a),
+        Command::Job(JobCommand::Create(a)) => job::create(a),
+        Command::Job(JobCommand::Fetch(a)) => job::fetch(a),
         Command::Tls(TlsCommand::Inspect(a)) => tls::inspect(a),
         Command::Tls(TlsCommand::Proxy(a)) => tls::proxy(a),
     }

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use sha2::Digest;
-use veil_attest::Time;
+use veil_attest::{Endorsement, Evidence, ReportData, Time};
 use veil_ca::{parse_attested_cert, AttestedCert, CaError};
 use veil_netshield::{CertSource, ClientAuth, Limits, PeerRule};
+use veil_ratls::{BindingCheck, EvidenceFormat, RaTlsError};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use zeroize::Zeroizing;
@@ -26,13 +27,20 @@ const RATLS_EXT_OID_DER: &[u8] = &[0x67, 0x81, 0x05, 0x05, 0x04, 0x09];
 
 pub fn inspect(args: TlsInspectArgs) -> Result<(), Failure> {
     let bytes = read_file(&args.cert)?;
-    let shown = inspect_bytes(&bytes).map_err(|f| match f {
+    let named = |f| match f {
         Failure::Usage(m) => Failure::Usage(format!("{}: {m}", args.cert.display())),
         Failure::NotAcceptable(m) => {
             Failure::NotAcceptable(format!("{}: {m}", args.cert.display()))
         }
         other => other,
-    })?;
+    };
+    let mut shown = inspect_bytes(&bytes).map_err(named)?;
+    if args.verify {
+        let verified = verify_ratls(&bytes, &args).map_err(named)?;
+        if let Value::Object(m) = &mut shown {
+            m.insert("verified".into(), verified);
+        }
+    }
     if args.json {
         let text = serde_json::to_string_pretty(&shown)
             .map_err(|e| Failure::Usage(format!("cannot encode JSON: {e}")))?;
@@ -92,6 +100,8 @@ fn inspect_bytes(bytes: &[u8]) -> Result<Value, Failure> {
             "binds_key": s.fields.pointer("/binding/holds").cloned().unwrap_or(Value::Null),
             "fields": s.fields,
             "notes": s.notes,
+            "evidence_format": ratls_format(&der),
+            "binding": ratls_binding(&der),
         })),
         Ok(_) | Err(_) if !has_ratls_ext => None,
         Ok(s) => {
@@ -126,6 +136,185 @@ fn inspect_bytes(bytes: &[u8]) -> Result<Value, Failure> {
         "claims": claims,
         "veil": veil,
         "ratls": ratls,
+    }))
+}
+
+/// The RA-TLS evidence's format: its CBOR tag (or legacy OID) and what the
+/// evidence is.
+fn ratls_format(der: &[u8]) -> Value {
+    let Ok(cert) = veil_ratls::parse_ratls_certificate(der) else {
+        return Value::Null;
+    };
+    match cert.format() {
+        EvidenceFormat::TaggedEvidence { tag } => json!({
+            "extension": veil_ratls::TCG_DICE_TAGGED_EVIDENCE_OID,
+            "tag": tag,
+            "tag_name": veil_ratls::tag_name(*tag),
+            "veil_tag": *tag != veil_ratls::INTEL_TEE_QUOTE_TAG,
+            "evidence": cert.evidence_kind().to_string(),
+        }),
+        EvidenceFormat::LegacyQuote { oid } => json!({
+            "extension": oid,
+            "tag": Value::Null,
+            "evidence": cert.evidence_kind().to_string(),
+        }),
+        _ => json!({ "evidence": cert.evidence_kind().to_string() }),
+    }
+}
+
+/// Each binding check of the RA-TLS evidence with its expected and found
+/// values (hex), whether or not they match.
+fn ratls_binding(der: &[u8]) -> Value {
+    let Ok(cert) = veil_ratls::parse_ratls_certificate(der) else {
+        return Value::Null;
+    };
+    let spki_sha256 = sha2::Sha256::digest(cert.spki_der()).to_vec();
+    let rd_found = cert.report_data().0.get(..32).unwrap_or_default().to_vec();
+    let (rd_what, rd_expected) = match cert.claims_buffer() {
+        Some(buffer) => (
+            "report data[0..32] = SHA-256(claims buffer)",
+            sha2::Sha256::digest(buffer).to_vec(),
+        ),
+        None => (
+            "report data[0..32] = SHA-256(certificate SPKI)",
+            spki_sha256,
+        ),
+    };
+    let mut checks = vec![check_json(
+        rd_what,
+        &cert.binding().report_data,
+        Some(&rd_expected),
+        Some(&rd_found),
+    )];
+    if cert.binding().pubkey_hash != BindingCheck::NotApplicable {
+        let ph = cert.pubkey_hash();
+        let expected = ph.and_then(|p| p.alg.digest(cert.spki_der()));
+        checks.push(check_json(
+            "claims pubkey-hash = hash(certificate SPKI)",
+            &cert.binding().pubkey_hash,
+            expected.as_deref(),
+            ph.map(|p| p.value.as_slice()),
+        ));
+    }
+    json!({ "holds": cert.binding().holds(), "checks": checks })
+}
+
+fn check_json(
+    what: &str,
+    check: &BindingCheck,
+    expected: Option<&[u8]>,
+    found: Option<&[u8]>,
+) -> Value {
+    let result = match check {
+        BindingCheck::Match => "match".to_owned(),
+        BindingCheck::Mismatch { .. } => "MISMATCH".to_owned(),
+        BindingCheck::Unavailable(why) => format!("cannot be checked: {why}"),
+        _ => "not applicable".to_owned(),
+    };
+    json!({
+        "check": what,
+        "result": result,
+        "holds": *check == BindingCheck::Match,
+        "expected": expected.map(hex::encode),
+        "found": found.map(hex::encode),
+    })
+}
+
+/// `--verify`: the RA-TLS evidence is bound to the certificate's key,
+/// genuine (the `veil evidence verify` registry and endorsements), and its
+/// verified report data is SHA-256(claims buffer) followed by zeros (for a
+/// legacy certificate: SHA-256(SPKI) followed by zeros); a Veil attestation
+/// extension, when present, names the verified TEE and measurement.
+fn verify_ratls(bytes: &[u8], args: &TlsInspectArgs) -> Result<Value, Failure> {
+    let (der, _) = certificate_der(bytes)?;
+    let cert = match veil_ratls::parse_ratls_certificate(&der) {
+        Ok(c) => c,
+        Err(RaTlsError::NotRaTls) => return Err(Failure::NotAcceptable(
+            "--verify: the certificate carries no RA-TLS evidence (OID 2.23.133.5.4.9) to verify"
+                .into(),
+        )),
+        Err(e) => {
+            return Err(Failure::NotAcceptable(format!(
+                "the RA-TLS evidence cannot be read: {e}"
+            )))
+        }
+    };
+    cert.check_binding().map_err(|e| {
+        Failure::NotAcceptable(format!(
+            "the RA-TLS evidence is not bound to this certificate's key: {e}"
+        ))
+    })?;
+    let mut endorsements = Vec::new();
+    for path in &args.endorsements {
+        let e = Endorsement::from_file_bytes(&read_file(path)?)
+            .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+        endorsements.push(e);
+    }
+    // As `veil evidence verify`: the operator names the sim keys to trust.
+    let sim_keys = endorsements
+        .iter()
+        .filter_map(|e| match e {
+            Endorsement::SimPlatformKey(k) => Some(*k),
+            _ => None,
+        })
+        .collect();
+    let registry = veil_verifiers::registry(&veil_verifiers::Options { sim_keys });
+    let at = args.at.unwrap_or_else(Time::now);
+    let evidence = Evidence {
+        tee: cert.tee(),
+        bytes: cert.evidence().to_vec(),
+    };
+    let claims = registry.verify(&evidence, &endorsements, at).map_err(|e| {
+        if e.is_usage() {
+            Failure::Usage(e.to_string())
+        } else {
+            Failure::NotAcceptable(format!("the RA-TLS evidence is not genuine: {e}"))
+        }
+    })?;
+    let (bound, what) = match cert.claims_buffer() {
+        Some(buffer) => (buffer, "SHA-256(claims buffer) || 32 zero bytes"),
+        None => (
+            cert.spki_der(),
+            "SHA-256(certificate SPKI) || 32 zero bytes",
+        ),
+    };
+    let mut expected = [0u8; 64];
+    expected[..32].copy_from_slice(&sha2::Sha256::digest(bound));
+    let expected = ReportData(expected);
+    if claims.report_data != expected {
+        return Err(Failure::NotAcceptable(format!(
+            "the verified RA-TLS evidence does not bind this certificate: report data must be {what}: expected {expected}, found {}",
+            claims.report_data
+        )));
+    }
+    let veil_ext = match parse_attested_cert(&der) {
+        Ok(a) => {
+            if a.subject.tee != claims.tee || a.subject.measurement != claims.measurement {
+                return Err(Failure::NotAcceptable(format!(
+                    "the Veil attestation extension does not match the verified evidence: expected {} {}, found {} {}",
+                    claims.tee,
+                    hex::encode(&claims.measurement),
+                    a.subject.tee,
+                    hex::encode(&a.subject.measurement)
+                )));
+            }
+            "match"
+        }
+        Err(_) => "absent",
+    };
+    Ok(json!({
+        "genuine": true,
+        "tee": claims.tee,
+        "insecure": claims.insecure,
+        "debug": claims.debug,
+        "tcb_status": claims.tcb_status,
+        "advisories": claims.advisories,
+        "verified_at": claims.verified_at.unix(),
+        "measurement": hex::encode(&claims.measurement),
+        "report_data": claims.report_data.to_hex(),
+        "report_data_check": format!("{what}: match"),
+        "veil_extension": veil_ext,
+        "claims": claims,
     }))
 }
 
@@ -231,13 +420,62 @@ fn text(v: &Value) -> String {
         if let Some(len) = r.get("fields").and_then(|f| f.get("evidence_len")) {
             out.push_str(&format!("  evidence      {len} bytes\n"));
         }
+        if let Some(fmt) = r.get("evidence_format").and_then(Value::as_object) {
+            let g = |k: &str| fmt.get(k).and_then(Value::as_str).unwrap_or("?");
+            match fmt.get("tag").and_then(Value::as_u64) {
+                Some(tag) => out.push_str(&format!(
+                    "  format        {}, CBOR tag {tag} ({}) in {}\n",
+                    g("evidence"),
+                    g("tag_name"),
+                    g("extension")
+                )),
+                None => out.push_str(&format!(
+                    "  format        {}, legacy extension {}\n",
+                    g("evidence"),
+                    g("extension")
+                )),
+            }
+        }
         out.push_str(&format!("  report data   {}\n", f("report_data")));
         out.push_str(&format!("  binds key     {binds}\n"));
+        let checks = r
+            .get("binding")
+            .and_then(|b| b.get("checks"))
+            .and_then(Value::as_array);
+        for c in checks.into_iter().flatten() {
+            let g = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("-");
+            out.push_str(&format!(
+                "  binding       {}: {}\n",
+                g("check"),
+                g("result")
+            ));
+            out.push_str(&format!("    expected    {}\n", g("expected")));
+            out.push_str(&format!("    found       {}\n", g("found")));
+        }
         if let Some(notes) = r.get("notes").and_then(Value::as_array) {
             for n in notes.iter().filter_map(Value::as_str) {
                 out.push_str(&format!("note: {n}\n"));
             }
         }
+    }
+    if let Some(c) = v["verified"].as_object() {
+        let g = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("?");
+        let tee = c.get("tee").and_then(Value::as_str).unwrap_or("?");
+        out.push_str(&format!(
+            "RA-TLS evidence verified: genuine {tee} evidence\n"
+        ));
+        if c.get("insecure").and_then(Value::as_bool) == Some(true) {
+            out.push_str("  WARNING: simulated TEE: no hardware protection; only development policies accept it\n");
+        }
+        out.push_str(&format!("  tee           {tee}\n"));
+        out.push_str(&format!("  measurement   {}\n", g("measurement")));
+        out.push_str(&format!(
+            "  debug         {}\n",
+            c.get("debug").and_then(Value::as_bool).unwrap_or(false)
+        ));
+        out.push_str(&format!("  tcb status    {}\n", g("tcb_status")));
+        out.push_str(&format!("  report data   {}\n", g("report_data_check")));
+        out.push_str(&format!("  Veil extension {}\n", g("veil_extension")));
     }
     if v["veil"].is_null() && v["ratls"].is_null() {
         out.push_str("no Veil or RA-TLS claims: a plain certificate\n");
