@@ -43,92 +43,13 @@
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::write_section;
+use common::{cmd, ensure_installed, knob, ok, timed, veil, write_section};
 
 const MIB: u64 = 1 << 20;
-
-fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A child process command: no backtraces, no log settings inherited.
-fn cmd(prog: &str) -> Command {
-    let mut c = Command::new(prog);
-    c.env_remove("RUST_BACKTRACE").env_remove("RUST_LOG");
-    c
-}
-
-fn veil() -> Command {
-    let mut c = cmd(env!("CARGO_BIN_EXE_veil"));
-    c.env_remove("VEIL_CAS").env_remove("VEIL_HOME");
-    c
-}
-
-/// Runs `c`; panics with its stderr when it fails. Returns stdout.
-fn ok(c: &mut Command) -> String {
-    let out = c.stdin(Stdio::null()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{c:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs `c` and returns its wall time; panics when it fails.
-fn timed(c: &mut Command) -> f64 {
-    let t = Instant::now();
-    ok(c);
-    t.elapsed().as_secs_f64()
-}
-
-fn on_path(prog: &str) -> bool {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
-        .chain(["/usr/sbin", "/sbin", "/bin"])
-        .any(|d| Path::new(d).join(prog).is_file());
-    found
-}
-
-/// Installs the peers and tools when missing, as scripts/test.sh does.
-fn ensure_tools() {
-    let needs = [
-        ("fio", "fio"),
-        ("gocryptfs", "gocryptfs"),
-        ("age", "age"),
-        ("age-keygen", "age"),
-        // gocryptfs 2.3 mounts through fusermount3 (it has no direct mount).
-        ("fusermount3", "fuse3"),
-        ("tar", "tar"),
-    ];
-    let mut missing: Vec<&str> = needs
-        .iter()
-        .filter(|(c, _)| !on_path(c))
-        .map(|(_, p)| *p)
-        .collect();
-    missing.dedup();
-    if missing.is_empty() {
-        return;
-    }
-    println!("== installing {} with apt-get", missing.join(" "));
-    let _ = cmd("apt-get")
-        .args(["update", "-qq"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status();
-    ok(cmd("apt-get")
-        .args(["install", "-y", "-qq", "--no-install-recommends"])
-        .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive"));
-}
 
 fn is_mounted(mp: &Path) -> bool {
     let want = mp.to_string_lossy().replace(' ', "\\040");
@@ -737,7 +658,15 @@ fn main() {
         println!("fileshield: skipped (needs root: tmpfs and FUSE mounts)");
         return;
     }
-    ensure_tools();
+    ensure_installed(&[
+        ("fio", "fio"),
+        ("gocryptfs", "gocryptfs"),
+        ("age", "age"),
+        ("age-keygen", "age"),
+        // gocryptfs 2.3 mounts through fusermount3 (it has no direct mount).
+        ("fusermount3", "fuse3"),
+        ("tar", "tar"),
+    ]);
     let seq = knob("VEIL_BENCH_SEQ_MIB", 512);
     let rand = knob("VEIL_BENCH_RAND_MIB", 256);
     let rand_secs = knob("VEIL_BENCH_RAND_SECS", 10);

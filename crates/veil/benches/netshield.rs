@@ -61,7 +61,7 @@ use veil_ca::{issue_attested_cert, AttestedSubject, CaIdentity, Identity};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 mod common;
-use common::write_section;
+use common::{cmd, ensure_installed, knob, ok, write_section};
 
 const DAY: u64 = 86_400;
 const SESSION: &str = "bench/netshield";
@@ -70,33 +70,6 @@ const KIB: usize = 1024;
 const MIB: u64 = 1 << 20;
 /// The request and answer of one short connection (handshakes test).
 const PING: &[u8; 32] = b"ping ping ping ping ping ping !\n";
-
-fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A child process command: no backtraces, no log settings inherited.
-fn cmd(prog: &str) -> Command {
-    let mut c = Command::new(prog);
-    c.env_remove("RUST_BACKTRACE").env_remove("RUST_LOG");
-    c
-}
-
-/// Runs `c`; panics with its stderr when it fails. Returns stdout.
-fn ok(c: &mut Command) -> String {
-    let out = c.stdin(Stdio::null()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{c:?} failed ({}): {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// stdout and stderr of `c`, whatever its exit status ("" if it cannot run).
 fn all_output(c: &mut Command) -> String {
@@ -108,45 +81,6 @@ fn all_output(c: &mut Command) -> String {
         ),
         Err(_) => String::new(),
     }
-}
-
-fn on_path(prog: &str) -> bool {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
-        .chain(["/usr/sbin", "/sbin", "/bin", "/usr/bin"])
-        .any(|d| Path::new(d).join(prog).is_file());
-    found
-}
-
-/// Installs the peers and tools when missing.
-fn ensure_tools() {
-    let needs = [
-        ("stunnel", "stunnel4"),
-        ("redis-server", "redis-server"),
-        ("redis-benchmark", "redis-tools"),
-        ("memcached", "memcached"),
-        ("memcslap", "libmemcached-tools"),
-        ("timeout", "coreutils"),
-    ];
-    let mut missing: Vec<&str> = needs
-        .iter()
-        .filter(|(c, _)| !on_path(c))
-        .map(|(_, p)| *p)
-        .collect();
-    missing.dedup();
-    if missing.is_empty() {
-        return;
-    }
-    println!("== installing {} with apt-get", missing.join(" "));
-    let _ = cmd("apt-get")
-        .args(["update", "-qq"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status();
-    ok(cmd("apt-get")
-        .args(["install", "-y", "-qq", "--no-install-recommends"])
-        .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive"));
 }
 
 // ------------------------------------------------------------ processes
@@ -744,7 +678,14 @@ fn main() {
     let only = std::env::var("VEIL_BENCH_ONLY").ok();
     let on = |w: &str| only.as_deref().is_none_or(|o| o.split(',').any(|x| x == w));
 
-    ensure_tools();
+    ensure_installed(&[
+        ("stunnel", "stunnel4"),
+        ("redis-server", "redis-server"),
+        ("redis-benchmark", "redis-tools"),
+        ("memcached", "memcached"),
+        ("memcslap", "libmemcached-tools"),
+        ("timeout", "coreutils"),
+    ]);
     let load_start = load_average();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

@@ -22,76 +22,12 @@
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 mod common;
-use common::write_section;
+use common::{cmd, ensure_installed, knob, ok, timed, veil, write_section};
 
 const MIB: u64 = 1 << 20;
-
-fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A child process command: no backtraces, no log settings inherited.
-fn cmd(prog: &str) -> Command {
-    let mut c = Command::new(prog);
-    c.env_remove("RUST_BACKTRACE").env_remove("RUST_LOG");
-    c
-}
-
-fn veil() -> Command {
-    let mut c = cmd(env!("CARGO_BIN_EXE_veil"));
-    c.env_remove("VEIL_CAS").env_remove("VEIL_HOME");
-    c
-}
-
-/// Runs `c`; panics with its stderr when it fails. Returns stdout.
-fn ok(c: &mut Command) -> String {
-    let out = c.stdin(Stdio::null()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{c:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs `c` and returns its wall time in seconds; panics when it fails.
-fn timed(c: &mut Command) -> f64 {
-    let t = Instant::now();
-    ok(c);
-    t.elapsed().as_secs_f64()
-}
-
-fn on_path(prog: &str) -> bool {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
-        .chain(["/usr/sbin", "/sbin", "/bin"])
-        .any(|d| Path::new(d).join(prog).is_file());
-    found
-}
-
-/// Installs age when missing.
-fn ensure_age() {
-    if on_path("age") && on_path("age-keygen") {
-        return;
-    }
-    println!("== installing age with apt-get");
-    let _ = cmd("apt-get")
-        .args(["update", "-qq"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status();
-    ok(cmd("apt-get")
-        .args(["install", "-y", "-qq", "--no-install-recommends", "age"])
-        .env("DEBIAN_FRONTEND", "noninteractive"));
-}
 
 /// A scratch directory on /dev/shm when it has room, else the temp dir;
 /// removed when dropped.
@@ -221,7 +157,7 @@ fn load() -> String {
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is understood.
-    ensure_age();
+    ensure_installed(&[("age", "age"), ("age-keygen", "age")]);
     let mib = knob("VEIL_BENCH_SEAL_MIB", 1024).max(1);
     let runs = knob("VEIL_BENCH_RUNS", 3).max(1) as usize;
     let started = Instant::now();

@@ -1,4 +1,87 @@
-//! What every bench of this crate shares.
+//! What the benches of this crate share: child processes without the
+//! machine's RUST_BACKTRACE, tools installed with apt-get when missing, and
+//! the section of `docs/benchmarks.md` each bench rewrites.
+
+#![allow(dead_code)] // each bench uses part of it
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// An integer knob from the environment.
+pub fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A child process command: no backtraces, no log settings inherited.
+pub fn cmd(prog: &str) -> Command {
+    let mut c = Command::new(prog);
+    c.env_remove("RUST_BACKTRACE").env_remove("RUST_LOG");
+    c
+}
+
+/// This build's `veil`, with no CAS or home inherited.
+pub fn veil() -> Command {
+    let mut c = cmd(env!("CARGO_BIN_EXE_veil"));
+    c.env_remove("VEIL_CAS").env_remove("VEIL_HOME");
+    c
+}
+
+/// Runs `c`; panics with its output when it fails. Returns stdout.
+pub fn ok(c: &mut Command) -> String {
+    let out = c.stdin(Stdio::null()).output().expect("run a command");
+    assert!(
+        out.status.success(),
+        "{c:?} failed ({}): {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `c` and returns its wall time in seconds; panics when it fails.
+pub fn timed(c: &mut Command) -> f64 {
+    let t = Instant::now();
+    ok(c);
+    t.elapsed().as_secs_f64()
+}
+
+/// Whether `prog` is on the PATH (or in the usual system directories).
+pub fn on_path(prog: &str) -> bool {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/sbin", "/bin", "/usr/bin"])
+        .any(|d| Path::new(d).join(prog).is_file());
+    found
+}
+
+/// Installs, with apt-get, the package of every `(command, package)` whose
+/// command is missing, as scripts/test.sh does.
+pub fn ensure_installed(needs: &[(&str, &str)]) {
+    let mut missing: Vec<&str> = needs
+        .iter()
+        .filter(|(c, _)| !on_path(c))
+        .map(|(_, p)| *p)
+        .collect();
+    missing.dedup();
+    if missing.is_empty() {
+        return;
+    }
+    println!("== installing {} with apt-get", missing.join(" "));
+    let _ = cmd("apt-get")
+        .args(["update", "-qq"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status();
+    ok(cmd("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"));
+}
 
 /// Replaces the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->`
 /// in `docs/benchmarks.md` with `body` (appends the section, with the
