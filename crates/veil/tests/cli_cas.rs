@@ -6,22 +6,12 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 const CANARY: &str = "canary-Zq8vW3xK-never-print-me";
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn veil() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_veil"));
@@ -29,43 +19,10 @@ fn veil() -> Command {
     c
 }
 
-fn start(dir: &Path) -> Server {
-    let ready = dir.join("ready");
-    let log = dir.join("cas.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let child = veil()
-        .args([
-            "cas",
-            "serve",
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--state",
-        ])
-        .arg(dir.join("state"))
-        .arg("--ready-file")
-        .arg(&ready)
-        .env("RUST_LOG", "debug")
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
-    // Owned at once, so a failed wait below still kills it (Drop).
-    let mut server = Server {
-        child,
-        url: String::new(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&ready) {
-            if let Some(url) = text.split_whitespace().next() {
-                server.url = url.to_owned();
-                return server;
-            }
-        }
-        assert!(Instant::now() < deadline, "the CAS did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn start(dir: &Path) -> common::DevCas {
+    let mut cmd = veil();
+    cmd.env("RUST_LOG", "debug");
+    common::start_dev_cas(cmd, &dir.join("state"), &dir.join("cas.log"), &[])
 }
 
 /// Runs veil with `home` as VEIL_HOME; returns the output and records it.
@@ -323,9 +280,9 @@ fn cas_init_and_unseal_through_the_cli() {
 
     // The sealing key is lost: the CAS comes up sealed.
     std::fs::remove_file(state.join("sealing.key")).unwrap();
-    std::fs::remove_file(dir.path().join("ready")).unwrap();
+    std::fs::remove_file(dir.path().join("state.ready")).unwrap();
     let server = start(dir.path());
-    let ready = std::fs::read_to_string(dir.path().join("ready")).unwrap();
+    let ready = std::fs::read_to_string(dir.path().join("state.ready")).unwrap();
     assert!(ready.trim().ends_with("sealed"), "{ready}");
     let url = server.url.clone();
     let share = |i: usize| {

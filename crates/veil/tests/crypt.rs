@@ -10,8 +10,9 @@
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+
+mod common;
 
 const CHUNK: usize = 65536;
 const HEADER: usize = 76;
@@ -549,58 +550,13 @@ fn ciphertext_is_not_written_to_a_terminal() {
 
 // ------------------------------------------------------------ with a CAS
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_cas(dir: &Path) -> Server {
-    let ready = dir.join("ready");
-    let log = std::fs::File::create(dir.join("cas.log")).unwrap();
-    let child = veil(&dir.join("cas-home"))
-        .args([
-            "cas",
-            "serve",
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--state",
-        ])
-        .arg(dir.join("state"))
-        .arg("--ready-file")
-        .arg(&ready)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut server = Server {
-        child,
-        url: String::new(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&ready) {
-            if let Some(url) = text.split_whitespace().next() {
-                server.url = url.to_owned();
-                return server;
-            }
-        }
-        assert!(
-            server.child.try_wait().unwrap().is_none(),
-            "the CAS exited: {}",
-            std::fs::read_to_string(dir.join("cas.log")).unwrap_or_default()
-        );
-        assert!(Instant::now() < deadline, "the CAS did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn start_cas(dir: &Path) -> common::DevCas {
+    common::start_dev_cas(
+        veil(&dir.join("cas-home")),
+        &dir.join("state"),
+        &dir.join("cas.log"),
+        &[],
+    )
 }
 
 fn secrets_policy(fp: &str) -> String {

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 /// A string that must never appear on the host's disk in encrypted mode.
 const PLAIN: &str = "plaintext-canary-Vq7Lw2";
 /// A file name that must never appear on the host's disk in encrypted mode.
@@ -966,6 +968,32 @@ impl Drop for Reaped {
     }
 }
 
+/// `veil fs mount VOL MP --key-file KEY` in the background (stdout piped,
+/// stderr to `log`), once the mount is in place.
+fn mount_in_background(home: &Path, vol: &Path, mp: &Path, key: &Path, log: &Path) -> Reaped {
+    let child = veil(home)
+        .args(["fs", "mount", s(vol), s(mp), "--key-file", s(key)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut child = Reaped(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !mounted_at(mp) {
+        if let Some(st) = child.0.try_wait().unwrap() {
+            panic!(
+                "veil fs mount of {} ended ({st}): {}",
+                vol.display(),
+                std::fs::read_to_string(log).unwrap()
+            );
+        }
+        assert!(Instant::now() < deadline, "not mounted in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
 #[test]
 fn mount_serves_files_and_sigterm_commits_and_unmounts() {
     if !Path::new("/dev/fuse").exists() || !uid_is_root() {
@@ -998,25 +1026,7 @@ fn mount_serves_files_and_sigterm_commits_and_unmounts() {
         0,
     );
     let log = dir.join("mount.log");
-    let child = veil(&home)
-        .args(["fs", "mount", s(&vol), s(&mp), "--key-file", s(&key)])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut child = Reaped(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !mounted_at(&mp) {
-        if let Some(st) = child.0.try_wait().unwrap() {
-            panic!(
-                "veil fs mount ended ({st}): {}",
-                std::fs::read_to_string(&log).unwrap()
-            );
-        }
-        assert!(Instant::now() < deadline, "not mounted in time");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = mount_in_background(&home, &vol, &mp, &key, &log);
 
     // Through the mount: std::fs and an unmodified python3.
     assert_eq!(
@@ -1116,52 +1126,13 @@ fn mount_serves_files_and_sigterm_commits_and_unmounts() {
 
 // ------------------------------------------------------------ with a CAS
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_cas(dir: &Path) -> Server {
-    let ready = dir.join("ready");
-    let log = std::fs::File::create(dir.join("cas.log")).unwrap();
-    let child = veil(&dir.join("cas-home"))
-        .args([
-            "cas",
-            "serve",
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--state",
-        ])
-        .arg(dir.join("state"))
-        .arg("--ready-file")
-        .arg(&ready)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut server = Server {
-        child,
-        url: String::new(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&ready) {
-            if let Some(url) = text.split_whitespace().next() {
-                server.url = url.to_owned();
-                return server;
-            }
-        }
-        assert!(Instant::now() < deadline, "the CAS did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn start_cas(dir: &Path) -> common::DevCas {
+    common::start_dev_cas(
+        veil(&dir.join("cas-home")),
+        &dir.join("state"),
+        &dir.join("cas.log"),
+        &[],
+    )
 }
 
 fn files_policy(fp: &str) -> String {
@@ -1459,25 +1430,7 @@ while True:
 "#;
     for cycle in 0..4u64 {
         let log = dir.join(format!("mount-{cycle}.log"));
-        let child = veil(&home)
-            .args(["fs", "mount", s(&vol), s(&mp), "--key-file", s(&key)])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut mount = Reaped(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !mounted_at(&mp) {
-            if let Some(st) = mount.0.try_wait().unwrap() {
-                panic!(
-                    "cycle {cycle}: mount ended ({st}): {}",
-                    std::fs::read_to_string(&log).unwrap()
-                );
-            }
-            assert!(Instant::now() < deadline, "not mounted in time");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut mount = mount_in_background(&home, &vol, &mp, &key, &log);
         let w = Command::new("python3")
             .args(["-c", writer, s(&mp), &cycle.to_string()])
             .stdout(Stdio::null())

@@ -189,6 +189,56 @@ pub fn processes_mentioning(needle: &str) -> Vec<u32> {
     found
 }
 
+/// A development CAS (`veil cas serve --dev`) on a free loopback port,
+/// owned by its [`Proc`] (killed when dropped).
+pub struct DevCas {
+    pub proc: Proc,
+    pub url: String,
+}
+
+/// Starts a development CAS with `cmd` (this build's `veil`, carrying the
+/// caller's environment), its state in `state`, its output in `log`, and
+/// `extra` arguments; returns once it listens (it writes "URL FINGERPRINT"
+/// to `STATE.ready`).
+pub fn start_dev_cas(mut cmd: Command, state: &Path, log: &Path, extra: &[&str]) -> DevCas {
+    let ready = state.with_extension("ready");
+    let out = std::fs::File::create(log).unwrap();
+    cmd.args([
+        "cas",
+        "serve",
+        "--dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--state",
+    ])
+    .arg(state)
+    .arg("--ready-file")
+    .arg(&ready)
+    .args(extra)
+    .stdin(Stdio::null())
+    .stdout(out.try_clone().unwrap())
+    .stderr(out);
+    let mut proc = Proc::start(&mut cmd, "the CAS");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&ready) {
+            if let Some(url) = text.split_whitespace().next() {
+                return DevCas {
+                    proc,
+                    url: url.to_owned(),
+                };
+            }
+        }
+        assert!(
+            proc.exited().is_none(),
+            "the CAS exited: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        assert!(Instant::now() < deadline, "the CAS did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Policies
 
@@ -471,44 +521,14 @@ impl World {
         let platform_pub = w.home.join("sim/platform.pub");
         assert!(platform_pub.exists());
 
-        let ready = w.path("cas.ready");
-        let log = std::fs::File::create(w.path("cas.log")).unwrap();
         let mut cmd = w.veil();
-        cmd.args([
-            "cas",
-            "serve",
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--state",
-        ])
-        .arg(w.path("cas"))
-        .arg("--trust-sim-key")
-        .arg(&platform_pub)
-        .arg("--ready-file")
-        .arg(&ready)
-        .args(cas_args)
-        .env("RUST_LOG", "debug")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
-        let mut cas = Proc::start(&mut cmd, "the CAS");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&ready) {
-                if let Some(url) = text.split_whitespace().next() {
-                    w.url = url.to_owned();
-                    break;
-                }
-            }
-            assert!(
-                cas.exited().is_none(),
-                "the CAS exited: {}",
-                std::fs::read_to_string(w.path("cas.log")).unwrap_or_default()
-            );
-            assert!(Instant::now() < deadline, "the CAS did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        cmd.env("RUST_LOG", "debug");
+        let platform = platform_pub.to_str().unwrap();
+        let mut extra = vec!["--trust-sim-key", platform];
+        extra.extend_from_slice(cas_args);
+        let cas = start_dev_cas(cmd, &w.path("cas"), &w.path("cas.log"), &extra);
+        w.url = cas.url.clone();
+        let cas = cas.proc;
         w.cas = Some(cas);
         let url = w.url.clone();
         w.cli_ok(&["cas", "verify", "--dev", &url], None);
