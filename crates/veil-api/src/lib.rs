@@ -146,9 +146,14 @@ pub fn report_data(
     spki_der: &[u8],
     claims_digest: &[u8; 32],
 ) -> ReportData {
-    let buffer = ratls_claims_buffer(domain, nonce, spki_der, claims_digest);
+    report_data_of(&ratls_claims_buffer(domain, nonce, spki_der, claims_digest))
+}
+
+/// The report data that binds `claims_buffer` (from [`ratls_claims_buffer`]):
+/// its SHA-256, then 32 zero bytes.
+pub fn report_data_of(claims_buffer: &[u8]) -> ReportData {
     let mut out = [0u8; 64];
-    out[..32].copy_from_slice(&Sha256::digest(buffer));
+    out[..32].copy_from_slice(&Sha256::digest(claims_buffer));
     ReportData(out)
 }
 

@@ -167,14 +167,11 @@ impl Cas {
             )));
         };
         let now = Time::now();
-        let claims: Claims = match self.registry.verify(
-            &Evidence {
-                tee: req.tee,
-                bytes: evidence,
-            },
-            &endorsements,
-            now,
-        ) {
+        let evidence = Evidence {
+            tee: req.tee,
+            bytes: evidence,
+        };
+        let claims: Claims = match self.registry.verify(&evidence, &endorsements, now) {
             Ok(c) => c,
             Err(e) => {
                 return Ok(Err(deny(
@@ -183,12 +180,15 @@ impl Cas {
                 )))
             }
         };
-        let expected = veil_api::report_data(
+        // The claims buffer the report data binds (spec 4.1); it also goes
+        // into the certificate's RA-TLS extension below.
+        let claims_buffer = veil_api::ratls_claims_buffer(
             ATTEST_DOMAIN,
             &nonce,
             &spki,
             &veil_api::runtime_claims_digest(&req.runtime_claims),
         );
+        let expected = veil_api::report_data_of(&claims_buffer);
         if claims.report_data != expected {
             return Ok(Err(deny(
                 "report_data_mismatch",
@@ -240,15 +240,7 @@ impl Cas {
         // reads back binding what was verified (e.g. not for an SNP report
         // sent as hex text, which the extension does not carry).
         let ratls = veil_ratls::tag_for_tee(claims.tee).and_then(|tag| {
-            let claims_buffer = veil_api::ratls_claims_buffer(
-                ATTEST_DOMAIN,
-                &nonce,
-                &spki,
-                &veil_api::runtime_claims_digest(&req.runtime_claims),
-            );
-            // Decoded once already above; empty never reads back.
-            let evidence = b64("evidence", &req.evidence).unwrap_or_default();
-            let value = veil_ratls::encode_extension(tag, &evidence, &claims_buffer);
+            let value = veil_ratls::encode_extension(tag, &evidence.bytes, &claims_buffer);
             let binds = veil_ratls::parse_extension(&value)
                 .and_then(|p| veil_ratls::inspect_evidence(tag, &p.evidence))
                 .is_ok_and(|(_, found)| found == claims.report_data);

@@ -320,7 +320,7 @@ fn check_policy_mode(vol: &Volume, policy: Option<&PolicyVolume>) {
     }
 }
 
-fn is_new_or_empty(dir: &Path) -> Result<bool, Failure> {
+pub(crate) fn is_new_or_empty(dir: &Path) -> Result<bool, Failure> {
     match std::fs::read_dir(dir) {
         Ok(mut it) => Ok(it.next().is_none()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),

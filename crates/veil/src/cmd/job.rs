@@ -145,18 +145,6 @@ fn policy_text(
     )
 }
 
-fn resolve_interpreter(name: &str) -> Result<PathBuf, Failure> {
-    veil_launcher::resolve_program(name).map_err(Failure::from)
-}
-
-fn is_new_or_empty(dir: &Path) -> Result<bool, Failure> {
-    match std::fs::read_dir(dir) {
-        Ok(mut entries) => Ok(entries.next().is_none()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
-        Err(e) => Err(Failure::io("cannot read", dir, e)),
-    }
-}
-
 pub fn create(a: JobCreateArgs) -> Result<(), Failure> {
     split_session(&a.session)?;
     if !a.input.is_dir() {
@@ -171,7 +159,7 @@ pub fn create(a: JobCreateArgs) -> Result<(), Failure> {
             a.script.display()
         )));
     }
-    if !is_new_or_empty(&a.bundle)? {
+    if !fs::is_new_or_empty(&a.bundle)? {
         return Err(Failure::Usage(format!(
             "{} is not empty: a job bundle is written to a new or empty directory",
             a.bundle.display()
@@ -197,7 +185,7 @@ pub fn create(a: JobCreateArgs) -> Result<(), Failure> {
         })?
         .fingerprint()
         .to_string();
-    let interpreter = resolve_interpreter(&a.interpreter)?;
+    let interpreter = veil_launcher::resolve_program(&a.interpreter)?;
     let rule = accept_rule(&a, &interpreter)?;
     let policy = policy_text(&a, &owner, &interpreter, &script_name, &rule);
 
