@@ -41,13 +41,15 @@
 #![allow(clippy::unwrap_used)] // a bench: a failed unwrap is a failed run
 
 use std::fmt::Write as _;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{cmd, ensure_installed, knob, ok, timed, veil, write_section};
+use common::{
+    cmd, ensure_installed, first_line, knob, ok, same_content, timed, veil, write_section,
+};
 
 const MIB: u64 = 1 << 20;
 
@@ -508,35 +510,6 @@ fn make_data(path: &Path, mib: u64) {
     f.flush().unwrap();
 }
 
-fn same_content(a: &Path, b: &Path) -> bool {
-    let (mut fa, mut fb) = (
-        std::fs::File::open(a).unwrap(),
-        std::fs::File::open(b).unwrap(),
-    );
-    let (mut ba, mut bb) = (vec![0u8; 4 << 20], vec![0u8; 4 << 20]);
-    loop {
-        let na = read_full(&mut fa, &mut ba);
-        let nb = read_full(&mut fb, &mut bb);
-        if na != nb || ba[..na] != bb[..nb] {
-            return false;
-        }
-        if na == 0 {
-            return true;
-        }
-    }
-}
-
-fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> usize {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]).unwrap() {
-            0 => break,
-            k => n += k,
-        }
-    }
-    n
-}
-
 /// ring's AES-256-GCM seal, one core, 64 KiB buffers: bytes per second.
 fn ring_seal_rate(secs: f64) -> f64 {
     use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
@@ -602,10 +575,6 @@ fn met(yes: bool) -> &'static str {
     } else {
         "NOT met"
     }
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").trim().to_owned()
 }
 
 fn machine_note() -> String {

@@ -25,7 +25,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 mod common;
-use common::{cmd, ensure_installed, knob, ok, timed, veil, write_section};
+use common::{
+    cmd, ensure_installed, first_line, knob, ok, same_content, stats, timed, veil, write_section,
+};
 
 const MIB: u64 = 1 << 20;
 
@@ -77,46 +79,6 @@ fn random_file(path: &Path, mib: u64) {
         src.read_exact(&mut buf).unwrap();
         dst.write_all(&buf).unwrap();
     }
-}
-
-/// Whether two files have the same content.
-fn same_content(a: &Path, b: &Path) -> bool {
-    let (mut fa, mut fb) = (
-        std::fs::File::open(a).unwrap(),
-        std::fs::File::open(b).unwrap(),
-    );
-    let (mut ba, mut bb) = (vec![0u8; 4 << 20], vec![0u8; 4 << 20]);
-    loop {
-        let na = read_full(&mut fa, &mut ba);
-        let nb = read_full(&mut fb, &mut bb);
-        if na != nb || ba[..na] != bb[..nb] {
-            return false;
-        }
-        if na == 0 {
-            return true;
-        }
-    }
-}
-
-fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> usize {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]).unwrap() {
-            0 => break,
-            k => n += k,
-        }
-    }
-    n
-}
-
-/// Median and range of `v` (sorted in place).
-fn stats(v: &mut [f64]) -> (f64, f64, f64) {
-    v.sort_by(|a, b| a.total_cmp(b));
-    (v[v.len() / 2], v[0], v[v.len() - 1])
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").trim().to_owned()
 }
 
 fn machine_note() -> String {

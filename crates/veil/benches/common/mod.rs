@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each bench uses part of it
 
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -102,4 +103,46 @@ pub fn write_section(name: &str, body: &str) {
     } else {
         println!("figures written to docs/benchmarks.md");
     }
+}
+
+/// Whether two files have the same content.
+pub fn same_content(a: &Path, b: &Path) -> bool {
+    let (mut fa, mut fb) = (
+        std::fs::File::open(a).expect("open a file to compare"),
+        std::fs::File::open(b).expect("open a file to compare"),
+    );
+    let (mut ba, mut bb) = (vec![0u8; 4 << 20], vec![0u8; 4 << 20]);
+    loop {
+        let na = read_full(&mut fa, &mut ba);
+        let nb = read_full(&mut fb, &mut bb);
+        if na != nb || ba[..na] != bb[..nb] {
+            return false;
+        }
+        if na == 0 {
+            return true;
+        }
+    }
+}
+
+/// Fills `buf` from `f` as far as the file goes; the bytes read.
+pub fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]).expect("read a file") {
+            0 => break,
+            k => n += k,
+        }
+    }
+    n
+}
+
+/// Median, minimum and maximum of `v` (sorted in place).
+pub fn stats(v: &mut [f64]) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+/// The first line of `s`, trimmed.
+pub fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").trim().to_owned()
 }
